@@ -1,0 +1,346 @@
+"""Typed config schemas and the one place that talks to Hydra.
+
+Each subcommand composes `conf/<command>.yaml` with the user's `key=value` overrides, then
+merges the result into a dataclass schema, so a typo or a wrong type fails with one line
+instead of a stack trace, and stage code only ever sees typed objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from reasoner.errors import UserError
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+@dataclass
+class TinyConfig:
+    """Sizes of the locally built `tiny-arith` preset."""
+
+    arch: str = "llama"
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 384
+    max_position_embeddings: int = 512
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "tiny-arith"
+    gguf_file: Optional[str] = None
+    dtype: str = "auto"
+    device: str = "auto"
+    trust_remote_code: bool = False
+    seed: int = 0
+    quantization: Optional[str] = None
+    chat_template: str = "auto"  # auto: use the tokenizer's template when it has one | none
+    system_prompt: Optional[str] = None
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    tiny: TinyConfig = field(default_factory=TinyConfig)
+
+
+@dataclass
+class DataConfig:
+    name: str = "arith"
+    path: Optional[str] = None
+    split: str = "train"
+    limit: Optional[int] = None
+    prompt_field: Optional[str] = None
+    answer_field: Optional[str] = None
+    id_field: Optional[str] = None
+    num_problems: int = 2000
+    seed: int = 0
+    min_ops: int = 2
+    max_ops: int = 4
+    max_operand: int = 20
+    ops: str = "+-*"
+    corrupt_fraction: float = 0.0
+
+
+@dataclass
+class GenerationConfig:
+    backend: str = "hf"  # hf | vllm
+    batch_size: int = 32
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    n: int = 1
+    seed: int = 0
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SearchConfig:
+    name: str = "sample"  # greedy/sampling here; PRM-guided methods plug in by name
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PRMConfig:
+    """Process reward model kind and its knobs; prm=discriminative|implicit."""
+
+    name: str = "discriminative"
+    head: str = "tokens"  # tokens: P(+) from the '+'/'-' logits | scalar: a 1-logit head
+    label_type: str = "hard"  # hard (cross-entropy) | soft (BCE against the MC value)
+    step_tag: str = " ки"
+    positive_token: str = "+"
+    negative_token: str = "-"
+    beta: float = 0.05  # implicit PRM
+    threshold: float = 0.5  # a soft label >= threshold counts as positive for hard training/eval
+
+
+@dataclass
+class ScorerConfig:
+    """What scores steps during search: a PRM, an implicit PRM, a value model, or none."""
+
+    kind: str = "none"  # none | prm | implicit | value | orm
+    path: Optional[str] = None  # the trained scorer's directory
+    aggregate: str = "last"  # min | last | prod | mean
+    batch_size: int = 32
+    prm: PRMConfig = field(default_factory=lambda: PRMConfig())
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    warmup_steps: int = 20
+    schedule: str = "cosine"  # cosine | linear | constant
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class TrainSFTConfig:
+    run_dir: str = "runs/sft"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train_file: Optional[str] = None  # trajectories jsonl (e.g. from `reasoner collect`); else gold solutions of `data`
+    correct_only: bool = True  # with train_file: keep reward==1 trajectories only
+    epochs: float = 1.0
+    max_steps: Optional[int] = None
+    batch_size: int = 32
+    grad_accum: int = 1
+    max_length: int = 512
+    seed: int = 0
+    log_every: int = 10
+    save_every: int = 200
+    eval_every: int = 0
+    eval_problems: int = 100
+    resume: bool = True
+
+
+@dataclass
+class DecodeConfig:
+    run_dir: str = "runs/decode"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=lambda: DataConfig(split="test", num_problems=200))
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    k: list[int] = field(default_factory=lambda: [1])  # pass@k / maj@k to report (<= n)
+    grader: Optional[str] = None  # override the task's grader: numeric | exact | math
+    answer_timeout: float = 5.0
+    scorer: ScorerConfig = field(default_factory=lambda: ScorerConfig())
+    sweep: list[int] = field(default_factory=list)  # budgets (n) for an accuracy-vs-budget sweep
+    sweep_methods: list[str] = field(default_factory=list)  # methods in the sweep; empty: search.name only
+
+
+@dataclass
+class LabelConfig:
+    """Automatic step labels (ALGORITHMS.md §2); chosen with labels=none|shepherd|omegaprm."""
+
+    name: str = "none"
+    rollouts: int = 8  # completions per prefix (Shepherd) / per MC estimate (OmegaPRM)
+    temperature: float = 1.0
+    max_new_tokens: Optional[int] = None  # null: generation.max_new_tokens
+    budget: int = 64  # OmegaPRM: rollouts per problem
+    alpha: float = 0.5
+    beta: float = 0.9
+    length_scale: int = 500
+    c_puct: float = 0.125
+
+
+@dataclass
+class SelectionConfig:
+    """Which sampled trajectories are kept; selection=none|balanced|correct."""
+
+    name: str = "none"
+    max_positive: int = 4
+    max_negative: int = 4
+
+
+@dataclass
+class CollectConfig:
+    run_dir: str = "runs/collect"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(n=16, temperature=1.0))
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    step_separator: Optional[str] = None  # null: the task's separator
+    problems_per_chunk: int = 8  # problems generated together (and appended together)
+    seed: int = 0
+    answer_timeout: float = 5.0
+
+
+@dataclass
+class TrainPRMConfig:
+    run_dir: str = "runs/prm"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    prm: PRMConfig = field(default_factory=PRMConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3))
+    train_file: Optional[str] = None  # trajectories jsonl with step labels, or the TRL PRM format
+    eval_file: Optional[str] = None
+    epochs: float = 1.0
+    max_steps: Optional[int] = None
+    batch_size: int = 16
+    grad_accum: int = 1
+    max_length: int = 1024
+    seed: int = 0
+    log_every: int = 10
+    save_every: int = 200
+    resume: bool = True
+
+
+@dataclass
+class EvalPRMConfig:
+    run_dir: str = "runs/eval-prm"
+    prm_model: str = "runs/prm/final"
+    prm: PRMConfig = field(default_factory=PRMConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)  # the policy whose samples are judged (gym)
+    data: DataConfig = field(default_factory=lambda: DataConfig(split="test", num_problems=200))
+    eval_file: Optional[str] = None  # labelled trajectories to judge; null: sample from `model` on `data`
+    batch_size: int = 32
+    samples_per_problem: int = 4
+
+
+@dataclass
+class ConvertConfig:
+    input: str = "???"
+    output: str = "???"
+    input_format: str = "auto"  # auto | trajectories | trl-prm | math-shepherd
+    output_format: str = "trl-prm"  # trajectories | trl-prm
+    step_separator: str = "\n"
+
+
+SCHEMAS: dict[str, type] = {
+    "train_sft": TrainSFTConfig,
+    "decode": DecodeConfig,
+    "collect": CollectConfig,
+    "train_prm": TrainPRMConfig,
+    "eval_prm": EvalPRMConfig,
+    "convert": ConvertConfig,
+}
+
+
+def conf_dir() -> Path:
+    """Configs ship inside the wheel as reasoner/conf; a source checkout keeps them at ./conf."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if candidate.is_dir():
+            return candidate
+    raise UserError(f"config directory not found next to {here} (broken install?)")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+def _full_key_message(exc: BaseException) -> str:
+    """OmegaConf errors carry the offending key path; put it in the one line."""
+    msg = _one_line(exc)
+    key = getattr(exc, "full_key", None)
+    if key and key not in msg:
+        msg = f"{key}: {msg}"
+    return msg
+
+
+GROUPS = ("model", "data", "search", "algo", "prm", "labels", "selection")
+
+
+def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """Group choices (`model=smollm2-135m`) go to Hydra; every other `key=value` to the schema."""
+    groups, values = [], []
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        (groups if key in GROUPS else values).append(item)
+    return groups, values
+
+
+def compose(command: str, group_overrides: list[str]):
+    """Compose conf/<command>.yaml with its group choices and return a plain DictConfig."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return hydra_compose(config_name=command, overrides=list(group_overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise UserError(f"config: {_one_line(exc)}") from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _parse_value_overrides(values: list[str]):
+    from omegaconf import OmegaConf
+
+    for item in values:
+        if "=" not in item or item.startswith(("+", "~")):
+            raise UserError(f"config: override '{item}' must look like key=value")
+        if not item.split("=", 1)[0]:
+            raise UserError(f"config: override '{item}' has an empty key")
+    return OmegaConf.from_dotlist(values)
+
+
+def load(command: str, overrides: list[str]):
+    """Compose and validate the config of a subcommand: returns its typed dataclass."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    schema = SCHEMAS[command]
+    groups, values = split_overrides(overrides)
+    raw = compose(command, groups)
+    try:
+        user = _parse_value_overrides(values)
+        OmegaConf.set_struct(raw, False)
+        missing = sorted(OmegaConf.missing_keys(OmegaConf.merge(raw, user)))
+        if missing:
+            raise UserError(f"config: {missing[0]} is required (add {missing[0]}=...)")
+        merged = OmegaConf.merge(OmegaConf.structured(schema), raw, user)
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        raise UserError(f"config: {_full_key_message(exc)}") from None
+    return obj
+
+
+def to_dict(cfg) -> dict:
+    """A resolved config as plain data (for run dirs and --dry-run)."""
+    return dataclasses.asdict(cfg)
+
+
+def to_yaml(cfg) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg)))

@@ -1,0 +1,447 @@
+"""Problem / Trajectory records, readers for every input form, and PRM-format converters.
+
+Readers accept a .jsonl / .json / .parquet file, a `save_to_disk` directory, a directory of data
+files, or a hub dataset name. Bad input raises DataError naming file, line (1-based for jsonl,
+0-based record index otherwise) and field, so the CLI can print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from reasoner.errors import DataError, UserError
+from reasoner.utils.io import append_jsonl, read_jsonl_tolerant, write_json_atomic, write_jsonl_atomic
+
+__all__ = [
+    "Problem", "Trajectory", "split_steps", "read_rows", "iter_rows", "read_problems",
+    "read_trajectories", "read_records", "write_jsonl_atomic", "write_json_atomic", "append_jsonl",
+    "read_jsonl_tolerant", "trajectory_to_trl_prm", "trl_prm_to_trajectory", "parse_math_shepherd",
+    "math_shepherd_to_trl_prm",
+]
+
+DATA_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+class _Check:
+    """Field validation bound to one record's location, so every error names file/line/field."""
+
+    def __init__(self, d: Any, path, line):
+        self.path, self.line = path, line
+        if not isinstance(d, dict):
+            raise DataError(path, line, None, f"expected a JSON object, got {_type_name(d)}")
+        self.d = d
+
+    def fail(self, name: str | None, message: str):
+        raise DataError(self.path, self.line, name, message)
+
+    def get(self, name: str, default: Any = ...) -> Any:
+        if name not in self.d:
+            if default is not ...:
+                return default
+            self.fail(name, "missing")
+        return self.d[name]
+
+    def string(self, name: str, *, nonempty: bool = False, optional: bool = False) -> str | None:
+        value = self.get(name, None if optional else ...)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            self.fail(name, f"expected a string, got {_type_name(value)}")
+        if nonempty and not value.strip():
+            self.fail(name, "is empty")
+        return value
+
+    def string_list(self, name: str, *, optional: bool = False) -> list[str] | None:
+        value = self.get(name, None if optional else ...)
+        if value is None and optional:
+            return None
+        if not isinstance(value, list):
+            self.fail(name, f"expected a list of strings, got {_type_name(value)}")
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                self.fail(name, f"item {i}: expected a string, got {_type_name(item)}")
+        return list(value)
+
+    def number(self, name: str) -> float:
+        value = self.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.fail(name, f"expected a finite number, got {value!r}"[:200])
+        return float(value)
+
+    def mapping(self, name: str) -> dict:
+        value = self.get(name, {})
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(name, f"expected an object, got {_type_name(value)}")
+        return dict(value)
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null",
+            bool: "a boolean", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _labels(chk: _Check, name: str, n_steps: int, *, allow_none: bool) -> list[float | None] | None:
+    """Per-step labels: numbers (or booleans) in [0, 1], one per step."""
+    value = chk.get(name, None)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        chk.fail(name, f"expected a list of numbers, got {_type_name(value)}")
+    if len(value) != n_steps:
+        chk.fail(name, f"has {len(value)} labels but there are {n_steps} steps")
+    out: list[float | None] = []
+    for i, v in enumerate(value):
+        if v is None and allow_none:
+            out.append(None)
+            continue
+        if not isinstance(v, (bool, int, float)) or not (0.0 <= float(v) <= 1.0):
+            chk.fail(name, f"item {i}: expected a number in [0, 1], got {v!r}"[:200])
+        out.append(float(v))
+    return out
+
+
+# --------------------------------------------------------------------------- records
+
+@dataclass
+class Problem:
+    id: str
+    prompt: str                   # the question, without chat template
+    answer: str                   # gold final answer as a string ("18", "\\frac{1}{2}")
+    source: str                   # "arith" | "gsm8k" | "math500" | file name
+    solution_steps: list[str] | None = None   # gold steps when known (gym, GSM8K)
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "prompt": self.prompt, "answer": self.answer, "source": self.source,
+                "solution_steps": None if self.solution_steps is None else list(self.solution_steps),
+                "meta": dict(self.meta)}
+
+    @classmethod
+    def from_dict(cls, d: Any, path=None, line=None) -> Problem:
+        """Validated construction; DataError names path, line and the offending field."""
+        chk = _Check(d, path, line)
+        return cls(
+            id=chk.string("id", nonempty=True),
+            prompt=chk.string("prompt", nonempty=True),
+            answer=chk.string("answer"),
+            source=chk.string("source"),
+            solution_steps=chk.string_list("solution_steps", optional=True),
+            meta=chk.mapping("meta"),
+        )
+
+
+@dataclass
+class Trajectory:
+    id: str                       # f"{problem_id}/{sample_index}"
+    problem_id: str
+    prompt: str                   # the prompt as sent (after the chat template)
+    response: str
+    steps: list[str]
+    pred_answer: str | None
+    reward: float                 # outcome reward (1.0 correct, 0.0 otherwise)
+    step_labels: list[float | None] | None = None
+    meta: dict = field(default_factory=dict)   # generator metadata (model, temperature, finish_reason, ...)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "problem_id": self.problem_id, "prompt": self.prompt,
+                "response": self.response, "steps": list(self.steps), "pred_answer": self.pred_answer,
+                "reward": self.reward,
+                "step_labels": None if self.step_labels is None else list(self.step_labels),
+                "meta": dict(self.meta)}
+
+    @classmethod
+    def from_dict(cls, d: Any, path=None, line=None) -> Trajectory:
+        """Validated construction; DataError names path, line and the offending field."""
+        chk = _Check(d, path, line)
+        steps = chk.string_list("steps")
+        return cls(
+            id=chk.string("id", nonempty=True),
+            problem_id=chk.string("problem_id", nonempty=True),
+            prompt=chk.string("prompt", nonempty=True),
+            response=chk.string("response"),
+            steps=steps,
+            pred_answer=chk.string("pred_answer", optional=True),
+            reward=chk.number("reward"),
+            step_labels=_labels(chk, "step_labels", len(steps), allow_none=True),
+            meta=chk.mapping("meta"),
+        )
+
+
+def split_steps(text: str, separator: str = "\n") -> list[str]:
+    """Steps of a response: pieces between separators, stripped, empty pieces dropped."""
+    return [s.strip() for s in text.split(separator) if s.strip()]
+
+
+# --------------------------------------------------------------------------- readers
+
+def _looks_local(name: str) -> bool:
+    """A name that can only be meant as a path (so a missing one is not tried on the hub)."""
+    return (name.startswith((".", "/", "~", "\\")) or name.lower().endswith(DATA_SUFFIXES + (".arrow", ".csv"))
+            or name.count("/") > 1)
+
+
+def iter_rows(path_or_name: str | os.PathLike, split: str | None = None,
+              config: str | None = None) -> Iterator[tuple[str, int, dict]]:
+    """(source path, line/index, row) for every row; the path is the file the row came from."""
+    name = os.fspath(path_or_name)
+    path = Path(name).expanduser()
+    if path.is_file():
+        yield from _file_rows(path)
+    elif path.is_dir():
+        yield from _dir_rows(path, split)
+    elif _looks_local(name):
+        raise UserError(f"{name}: no such file or directory")
+    else:
+        yield from _hub_rows(name, split, config)
+
+
+def read_rows(path_or_name: str | os.PathLike, split: str | None = None,
+              config: str | None = None) -> Iterator[tuple[int, dict]]:
+    """(line, row) pairs: 1-based line for jsonl, 0-based record index for other formats."""
+    for _, line, row in iter_rows(path_or_name, split, config):
+        yield line, row
+
+
+def _file_rows(path: Path) -> Iterator[tuple[str, int, dict]]:
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        yield from _jsonl_rows(path)
+    elif suffix == ".json":
+        yield from _json_rows(path)
+    elif suffix == ".parquet":
+        yield from _parquet_rows(path)
+    else:
+        raise UserError(f"{path}: unsupported file type '{suffix}' (use .jsonl, .json or .parquet)")
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, int, dict]]:
+    where = str(path)
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise DataError(where, n, None, "not valid UTF-8") from None
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(where, n, None, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(where, n, None, f"expected a JSON object, got {_type_name(row)}")
+            yield where, n, row
+
+
+def _json_rows(path: Path) -> Iterator[tuple[str, int, dict]]:
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(where, None, None, "not valid UTF-8") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":     # JSON lines in a .json file
+            yield from _jsonl_rows(path)
+            return
+        raise DataError(where, exc.lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
+        data = next(iter(data.values()))     # {"data": [...]}
+    if not isinstance(data, list):
+        raise DataError(where, None, None, f"expected a list of objects, got {_type_name(data)}")
+    for i, row in enumerate(data):
+        if not isinstance(row, dict):
+            raise DataError(where, i, None, f"expected an object, got {_type_name(row)}")
+        yield where, i, row
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[str, int, dict]]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise DataError(str(path), None, None, f"cannot read parquet: {_one_line(exc)}") from None
+    i = 0
+    for batch in pf.iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            yield str(path), i, row
+            i += 1
+
+
+def _split_matches(rel: Path, split: str) -> bool:
+    """train.jsonl, train-00000-of-00001.parquet, train/x.jsonl all belong to split 'train'."""
+    stem = rel.name.split(".")[0]
+    return (stem == split or stem.startswith((f"{split}-", f"{split}_"))
+            or split in rel.parts[:-1])
+
+
+def _dir_rows(path: Path, split: str | None) -> Iterator[tuple[str, int, dict]]:
+    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        yield from _saved_dataset_rows(path, split)
+        return
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    if not files:
+        raise UserError(f"{path}: directory holds no .jsonl/.json/.parquet files or saved dataset")
+    if split is not None:
+        chosen = [f for f in files if _split_matches(f.relative_to(path), split)]
+        if not chosen and len(files) > 1:
+            names = ", ".join(str(f.relative_to(path)) for f in files[:8])
+            raise UserError(f"{path}: no file for split '{split}' (found {names})")
+        files = chosen or files
+    for f in files:
+        yield from _file_rows(f)
+
+
+def _saved_dataset_rows(path: Path, split: str | None) -> Iterator[tuple[str, int, dict]]:
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception as exc:
+        raise UserError(f"{path}: cannot load saved dataset: {_one_line(exc)}") from None
+    if isinstance(ds, datasets.DatasetDict):
+        ds = _pick_split(ds, split, str(path))
+    for i, row in enumerate(ds):
+        yield str(path), i, row
+
+
+def _pick_split(dd, split: str | None, where: str):
+    """One split of a DatasetDict: the one asked for, or the only one there is."""
+    if split in dd:
+        return dd[split]
+    if len(dd) == 1:
+        return next(iter(dd.values()))
+    if split is None and "train" in dd:
+        return dd["train"]
+    raise UserError(f"{where}: no split '{split}' (has {', '.join(dd.keys())})")
+
+
+def _hub_rows(name: str, split: str | None, config: str | None) -> Iterator[tuple[str, int, dict]]:
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(name, config, split=split or "train")
+    except Exception as exc:  # network, auth, missing repo, bad split: all one user-facing line
+        raise UserError(f"dataset '{name}': not a file/directory and could not be loaded from the hub: "
+                        f"{_one_line(exc)}") from None
+    for i, row in enumerate(ds):
+        yield name, i, row
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    msg = text[0] if text else exc.__class__.__name__
+    return msg[:300]
+
+
+def read_problems(path_or_name: str | os.PathLike, split: str | None = None) -> list[Problem]:
+    """Problem records (as written by to_dict) from any supported input."""
+    return [Problem.from_dict(row, src, line) for src, line, row in iter_rows(path_or_name, split)]
+
+
+def read_trajectories(path: str | os.PathLike) -> list[Trajectory]:
+    """Trajectory records (as written by to_dict / collection) from any supported input."""
+    return [Trajectory.from_dict(row, src, line) for src, line, row in iter_rows(path)]
+
+
+def read_records(path: str | os.PathLike, kind: str) -> list[Problem] | list[Trajectory]:
+    """read_problems or read_trajectories by name ("problem" | "trajectory")."""
+    readers = {"problem": read_problems, "trajectory": read_trajectories}
+    if kind not in readers:
+        raise ValueError(f"unknown record kind {kind!r} (choose from {', '.join(readers)})")
+    return readers[kind](path)
+
+
+# --------------------------------------------------------------------------- PRM formats
+
+def trajectory_to_trl_prm(t: Trajectory, threshold: float | None = None) -> dict:
+    """TRL PRMTrainer record {prompt, completions, labels} from a labelled trajectory.
+
+    Labels stay floats (soft MC labels) unless `threshold` is given, then label >= threshold -> bool.
+    """
+    if t.step_labels is None or any(v is None for v in t.step_labels):
+        raise UserError(f"trajectory '{t.id}': every step needs a label to export a PRM record")
+    labels: list = list(t.step_labels)
+    if threshold is not None:
+        labels = [v >= threshold for v in labels]
+    return {"prompt": t.prompt, "completions": list(t.steps), "labels": labels}
+
+
+def _prompt_id(prompt: str) -> str:
+    return "prm-" + hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:12]
+
+
+def trl_prm_to_trajectory(rec: Any, path=None, line=None, separator: str = "\n",
+                          problem_id: str | None = None, index: int = 0) -> Trajectory:
+    """Trajectory from a TRL PRM record (validated like from_dict).
+
+    The record has no outcome, so reward = 1.0 iff the last step is labelled correct (>= 0.5), which
+    is what the final step's label means in Math-Shepherd-style data. Response = steps joined by
+    `separator`; problem_id defaults to a hash of the prompt so equal prompts group together.
+    """
+    chk = _Check(rec, path, line)
+    prompt = chk.string("prompt", nonempty=True)
+    steps = chk.string_list("completions")
+    labels = _labels(chk, "labels", len(steps), allow_none=False)
+    if labels is None:
+        chk.fail("labels", "missing")
+    pid = problem_id or (rec.get("id") if isinstance(rec.get("id"), str) else None) or _prompt_id(prompt)
+    return Trajectory(id=f"{pid}/{index}", problem_id=pid, prompt=prompt, response=separator.join(steps),
+                      steps=steps, pred_answer=None, reward=1.0 if labels and labels[-1] >= 0.5 else 0.0,
+                      step_labels=labels, meta={"source_format": "trl_prm"})
+
+
+def parse_math_shepherd(text: str, label_text: str | None = None,
+                        tag: str = "ки") -> tuple[str | None, list[str], list[bool | None]]:
+    """(prompt, steps, labels) from a Math-Shepherd record.
+
+    Math-Shepherd stores two strings: `input`, the question followed by "Step 1: ... ки\\nStep 2:
+    ... ки", and `label`, the same text with every tag replaced by "+" (step correct) or "-". The
+    tag is two characters and its label one, so the k-th tag at index i in `input` has its label at
+    index i - k*(len(tag)-1) in `label`. Steps are the text between tags; the prompt is what comes
+    before "Step 1:" in the first piece (None when there is no "Step 1:" marker, then the whole
+    first piece is step 1). Text after the last tag is not a step. Without `label_text` the labels
+    are None.
+    """
+    positions, start = [], 0
+    while (i := text.find(tag, start)) >= 0:
+        positions.append(i)
+        start = i + len(tag)
+    if not positions:
+        raise ValueError(f"no '{tag}' step tags in Math-Shepherd text")
+    pieces = [text[a:b] for a, b in zip([0] + [p + len(tag) for p in positions[:-1]], positions)]
+    prompt: str | None = None
+    first = pieces[0]
+    if "Step 1:" in first:
+        head, rest = first.split("Step 1:", 1)
+        prompt, pieces[0] = head.strip() or None, "Step 1:" + rest
+    steps = [p.strip() for p in pieces]
+    labels: list[bool | None] = [None] * len(steps)
+    if label_text is not None:
+        shrink = len(tag) - 1
+        for k, pos in enumerate(positions):
+            j = pos - k * shrink
+            mark = label_text[j] if 0 <= j < len(label_text) else ""
+            if mark not in ("+", "-"):
+                raise ValueError(f"label text has {mark!r} where step {k + 1}'s '+'/'-' should be")
+            labels[k] = mark == "+"
+    return prompt, steps, labels
+
+
+def math_shepherd_to_trl_prm(input_text: str, label_text: str) -> dict:
+    """TRL PRM record from Math-Shepherd's (input, label) pair."""
+    prompt, steps, labels = parse_math_shepherd(input_text, label_text)
+    return {"prompt": prompt or "", "completions": steps, "labels": labels}

@@ -1,0 +1,482 @@
+"""Generation with a plain transformers model and our own decoding loop.
+
+Why not `model.generate`: we need exact per-token logprobs of the raw logits (for RL), vLLM
+stop-string semantics, prefix sharing for n > 1, and finished rows leaving the batch. The loop
+is: expand each prompt n times, left-pad, prefill once per distinct prompt, replicate the cache
+rows, then decode one token per step against the KV cache.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache
+
+from reasoner.prompts import encode_prompt
+from reasoner.generation.base import Completion, SamplingParams, find_stop
+
+try:  # transformers 5: caches are lists of per-layer objects
+    from transformers.cache_utils import DynamicLayer
+except ImportError:  # pragma: no cover - transformers 4.x: plain DynamicCache only
+    DynamicLayer = None
+
+
+@dataclass
+class _Group:
+    """One distinct prompt inside a chunk and how many sequences it spawns there."""
+
+    ids: list[int]
+    count: int
+
+
+@dataclass
+class _Seq:
+    """Per-sequence state of one chunk; `hist` is only filled when stop strings are in play."""
+
+    end: int | None = None  # index of the last generated token once finished
+    finish_reason: str = "length"
+    stop_reason: str | None = None
+    text: str | None = None  # set when a stop string cut it
+    hist: list[int] = field(default_factory=list)
+
+
+class HFGenerator:
+    """`Generator` over a `PreTrainedModel` (optionally PEFT-wrapped) and its tokenizer.
+
+    batch_size counts sequences (prompts x n). `compact_fraction`: drop finished rows from the
+    batch (an index-select of the cache) once that fraction of the rows is done.
+    `ignore_eos` keeps decoding past EOS (benchmarks want a fixed token count).
+    `preallocate_cache` sizes the KV cache for prompt + max_new_tokens up front instead of
+    growing it by concatenation every step.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        batch_size: int = 32,
+        sort_by_length: bool = True,
+        add_special_tokens: bool = True,
+        compact_fraction: float = 0.125,
+        ignore_eos: bool = False,
+        preallocate_cache: bool = True,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.sort_by_length = sort_by_length
+        self.add_special_tokens = add_special_tokens
+        self.compact_fraction = compact_fraction
+        self.ignore_eos = ignore_eos
+        self.preallocate_cache = preallocate_cache
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.pad_id = _pad_id(tokenizer, self.eos_ids)
+        self._logits_to_keep = _accepts_logits_to_keep(model)
+
+    # ------------------------------------------------------------------ public
+
+    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+        """result[i] holds params.n completions of prompts[i], in order."""
+        _check_params(params)
+        if not prompts:
+            return []
+        unique, owners = _dedupe(prompts)
+        if self.add_special_tokens:
+            encoded = [encode_prompt(self.tokenizer, text) for text in unique]  # same ids as training saw
+        else:
+            encoded = self.tokenizer(unique, add_special_tokens=False)["input_ids"]
+        if any(len(ids) == 0 for ids in encoded):
+            raise ValueError("a prompt encodes to no tokens; give it some text or a BOS token")
+        per_unique: list[list[Completion]] = [[] for _ in unique]
+        rng = self._rng(params.seed)
+        was_training = self.model.training  # RL loops call us between optimizer steps
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for chunk in self._plan(encoded, [len(o) * params.n for o in owners]):
+                    done = iter(self._run_chunk([_Group(encoded[u], c) for u, c in chunk], params, rng))
+                    for u, c in chunk:
+                        per_unique[u].extend(next(done) for _ in range(c))
+        finally:
+            self.model.train(was_training)
+        return _scatter(prompts, owners, per_unique, params.n)
+
+    # ---------------------------------------------------------------- planning
+
+    def _plan(self, encoded: list[list[int]], counts: list[int]) -> list[list[tuple[int, int]]]:
+        """Chunks of at most batch_size sequences, as (unique prompt, sequences) pairs.
+
+        Longest prompts first so padding stays small and out-of-memory shows up early.
+        """
+        order = list(range(len(encoded)))
+        if self.sort_by_length:
+            order.sort(key=lambda u: -len(encoded[u]))
+        chunks, cur, room = [], [], self.batch_size
+        for u in order:
+            left = counts[u]
+            while left:
+                take = min(left, room)
+                cur.append((u, take))
+                left -= take
+                room -= take
+                if room == 0:
+                    chunks.append(cur)
+                    cur, room = [], self.batch_size
+        if cur:
+            chunks.append(cur)
+        return chunks
+
+    # ---------------------------------------------------------------- decoding
+
+    def _run_chunk(self, groups: list[_Group], params: SamplingParams, rng) -> list[Completion]:
+        """Prefill the distinct prompts once, fan out to sequences, decode until all finish."""
+        device = self._device()
+        total = sum(g.count for g in groups)
+        max_new = params.max_new_tokens
+        seqs = [_Seq() for _ in range(total)]
+        if max_new == 0:
+            return [Completion("", [], [], "length") for _ in seqs]
+
+        cache, logits, attn, pos = self._prefill(groups, max_new, device)
+        tokens = torch.empty(total, max_new, dtype=torch.long, device=device)
+        logps = torch.empty(total, max_new, dtype=torch.float32, device=device)
+        slots = torch.arange(total, device=device)  # batch row -> sequence index
+        slot_list = list(range(total))
+        eos = torch.tensor(self.eos_ids or [-1], device=device)
+        stopper = _StopChecker(self.tokenizer, params.stop) if params.stop else None
+        live = total  # rows in the batch whose sequence is not finished
+
+        for step in range(max_new):
+            tok, lp = _sample(logits, params, rng)
+            tok = tok.to(device)  # no-op unless the LM head sits on another device (device_map)
+            tokens[slots, step] = tok
+            logps[slots, step] = lp.to(device)
+            live -= self._finish_rows(step, tok, eos, slot_list, seqs, stopper)
+            if live == 0 or step == max_new - 1:
+                break
+            if len(slot_list) - live >= max(1, int(self.compact_fraction * len(slot_list))):
+                keep = [r for r, s in enumerate(slot_list) if seqs[s].end is None]
+                keep_t = torch.tensor(keep, device=device)
+                cache.batch_select_indices(keep_t)
+                slots, tok, attn, pos = slots[keep_t], tok[keep_t], attn[keep_t], pos[keep_t]
+                slot_list = [slot_list[r] for r in keep]
+            attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], dim=1)
+            pos = pos + 1
+            out = self.model(
+                input_ids=tok[:, None],
+                attention_mask=attn,
+                position_ids=pos[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            )
+            logits = out.logits[:, -1, :]
+        for s in seqs:
+            if s.end is None:
+                s.end = max_new - 1
+        return self._completions(seqs, tokens.cpu(), logps.cpu())
+
+    def _prefill(self, groups: list[_Group], max_new: int, device):
+        """One forward over the left-padded distinct prompts; rows then replicated per sequence."""
+        width = max(len(g.ids) for g in groups)
+        ids = torch.full((len(groups), width), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((len(groups), width), dtype=torch.long)
+        for r, g in enumerate(groups):
+            ids[r, width - len(g.ids) :] = torch.tensor(g.ids)
+            attn[r, width - len(g.ids) :] = 1
+        ids, attn = ids.to(device), attn.to(device)
+        # positions count real tokens only, so left padding does not shift RoPE
+        pos = (attn.cumsum(-1) - 1).clamp_(min=0)
+        cache = _new_cache(self.model, width + max_new if self.preallocate_cache else None)
+        kwargs = {"logits_to_keep": 1} if self._logits_to_keep else {}
+        out = self.model(
+            input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True, **kwargs
+        )
+        cache = out.past_key_values if out.past_key_values is not None else cache
+        logits = out.logits[:, -1, :]
+        last_pos = pos[:, -1]
+        counts = [g.count for g in groups]
+        if any(c != 1 for c in counts):
+            rows = torch.arange(len(groups), device=device).repeat_interleave(torch.tensor(counts, device=device))
+            cache.batch_select_indices(rows)
+            logits, attn, last_pos = logits[rows], attn[rows], last_pos[rows]
+        return cache, logits, attn, last_pos
+
+    def _finish_rows(self, step, tok, eos, slot_list, seqs, stopper) -> int:
+        """Mark sequences ended by EOS or a stop string at this step; returns how many ended."""
+        ended = 0
+        if not self.ignore_eos and self.eos_ids:
+            for r in torch.isin(tok, eos).nonzero().flatten().tolist():
+                s = seqs[slot_list[r]]
+                if s.end is None:
+                    s.end, s.finish_reason = step, "stop"
+                    ended += 1
+        if stopper is not None:
+            ended += stopper.check(step, tok.tolist(), slot_list, seqs)
+        return ended
+
+    def _completions(self, seqs: list[_Seq], tokens, logps) -> list[Completion]:
+        """Turn finished sequence states into Completions (one batched decode for the text)."""
+        ids = [tokens[i, : s.end + 1].tolist() for i, s in enumerate(seqs)]
+        need = [i for i, s in enumerate(seqs) if s.text is None]
+        visible = [ids[i][:-1] if _ended_by_eos(seqs[i]) else ids[i] for i in need]
+        texts = self.tokenizer.batch_decode(visible, skip_special_tokens=True) if need else []
+        for i, text in zip(need, texts):
+            seqs[i].text = text
+        return [
+            Completion(s.text, ids[i], logps[i, : s.end + 1].tolist(), s.finish_reason, s.stop_reason)
+            for i, s in enumerate(seqs)
+        ]
+
+    # ----------------------------------------------------------------- helpers
+
+    def _device(self) -> torch.device:
+        emb = self.model.get_input_embeddings()
+        return emb.weight.device if emb is not None else next(self.model.parameters()).device
+
+    def _rng(self, seed: int | None):
+        """Seeded generator on the device where logits land (the LM head's)."""
+        if seed is None:
+            return None
+        head = self.model.get_output_embeddings()
+        gen = torch.Generator(device=head.weight.device if head is not None else self._device())
+        gen.manual_seed(int(seed))
+        return gen
+
+
+class _StopChecker:
+    """Incremental stop-string detection on a short decoded tail per sequence.
+
+    A stop string of b UTF-8 bytes overlaps at most b tokens (each token adds >= 1 byte), so
+    decoding the last b + 2 tokens is enough; a hit is confirmed on the full text, which is what
+    gets cut, so the tail is only a cheap filter.
+    """
+
+    def __init__(self, tokenizer, stops: list[str]):
+        self.tokenizer = tokenizer
+        self.stops = [s for s in stops if s]
+        self.window = max(len(s.encode("utf-8")) for s in self.stops) + 2 if self.stops else 0
+
+    def check(self, step: int, toks: list[int], slot_list: list[int], seqs: list[_Seq]) -> int:
+        rows = []
+        for r, t in enumerate(toks):
+            s = seqs[slot_list[r]]
+            if s.end is None or s.end == step:
+                s.hist.append(t)
+            if s.end is None:
+                rows.append(s)
+        if not rows or not self.stops:
+            return 0
+        tails = self.tokenizer.batch_decode([s.hist[-self.window :] for s in rows], skip_special_tokens=True)
+        ended = 0
+        for s, tail in zip(rows, tails):
+            if find_stop(tail, self.stops) is None:
+                continue
+            full = self.tokenizer.decode(s.hist, skip_special_tokens=True)
+            hit = find_stop(full, self.stops)
+            if hit is not None:
+                s.end, s.finish_reason, s.stop_reason, s.text = step, "stop", hit[1], full[: hit[0]]
+                ended += 1
+        return ended
+
+
+def _sample(logits: torch.Tensor, params: SamplingParams, rng) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next token per row and its logprob under the raw (temperature 1) distribution."""
+    logits = logits.float()
+    if params.temperature == 0:
+        tok = logits.argmax(dim=-1)
+    elif params.top_p < 1.0:
+        tok = _sample_top_p(logits / params.temperature, params.top_p, rng)
+    else:
+        probs = torch.softmax(logits / params.temperature, dim=-1)
+        tok = _inverse_cdf(probs, rng)
+    lp = logits.gather(1, tok[:, None]).squeeze(1) - torch.logsumexp(logits, dim=-1)
+    return tok, lp
+
+
+def _inverse_cdf(weights: torch.Tensor, rng) -> torch.Tensor:
+    """Draw one index per row proportionally to `weights` (>= 0, need not sum to 1).
+
+    torch.multinomial costs ~1 ms per 49k-vocab row on CPU; a cumsum + searchsorted is ~20x
+    cheaper. float64 keeps the cumulative sum exact enough over large vocabularies; u > 0 so
+    zero-weight entries are never picked.
+    """
+    cum = weights.double().cumsum(dim=-1)
+    u = torch.rand(weights.shape[0], 1, generator=rng, device=weights.device, dtype=torch.float64)
+    u = u.clamp_(min=1e-12) * cum[:, -1:]
+    idx = torch.searchsorted(cum, u).squeeze(1)
+    return idx.clamp_(max=weights.shape[-1] - 1)
+
+
+def _sample_top_p(scaled: torch.Tensor, top_p: float, rng) -> torch.Tensor:
+    """Nucleus sampling (vLLM rule: keep a token iff the mass strictly above it is < top_p).
+
+    A full sort of the vocabulary costs about as much as a forward pass of a small model on
+    CPU, so look at the top-k first and widen k only while its mass is still below top_p.
+    """
+    vocab = scaled.shape[-1]
+    norm = torch.logsumexp(scaled, dim=-1, keepdim=True)
+    k = min(vocab, 256)
+    while True:
+        vals, idx = torch.topk(scaled, k, dim=-1)  # sorted, descending
+        probs = (vals - norm).exp()
+        cum = probs.cumsum(dim=-1)
+        if k == vocab or bool((cum[:, -1] >= top_p).all()):
+            break
+        k = min(vocab, k * 4)
+    probs = probs.masked_fill(cum - probs >= top_p, 0.0)
+    return idx.gather(1, _inverse_cdf(probs, rng)[:, None]).squeeze(1)
+
+
+def _ended_by_eos(s: _Seq) -> bool:
+    return s.finish_reason == "stop" and s.stop_reason is None
+
+
+def _new_cache(model, capacity: int | None):
+    """A DynamicCache shaped for the model; plain full-attention layers get preallocated buffers.
+
+    transformers 5 needs the config to build sliding/hybrid/linear layer types; those keep the
+    stock (concatenating) layers, only exact `DynamicLayer`s are swapped.
+    """
+    try:
+        cache = DynamicCache(config=model.config)
+    except TypeError:  # transformers 4.x: no config argument
+        return DynamicCache()
+    layers = getattr(cache, "layers", None)
+    if capacity and DynamicLayer is not None and layers and all(type(x) is DynamicLayer for x in layers):
+        cache.layers = [_PreallocatedLayer(capacity) for _ in layers]
+    return cache
+
+
+if DynamicLayer is not None:
+
+    class _PreallocatedLayer(DynamicLayer):
+        """A DynamicLayer writing into buffers sized for prompt + max_new_tokens.
+
+        The stock layer `torch.cat`s the whole cache every step (a full copy of K/V per token);
+        here a step writes one slot and hands attention a view of the filled part.
+        """
+
+        def __init__(self, capacity: int):
+            super().__init__()
+            self.capacity = capacity
+            self.length = 0
+
+        def lazy_initialization(self, key_states, value_states) -> None:
+            self.dtype, self.device = key_states.dtype, key_states.device
+            b, h, _, _ = key_states.shape
+            self._k = key_states.new_empty(b, h, self.capacity, key_states.shape[-1])
+            self._v = value_states.new_empty(b, h, self.capacity, value_states.shape[-1])
+            self.is_initialized = True
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            end = self.length + key_states.shape[-2]
+            if end > self._k.shape[-2]:
+                self._resize(max(end, 2 * self._k.shape[-2]))
+            self._k[:, :, self.length : end] = key_states
+            self._v[:, :, self.length : end] = value_states
+            self.length = end
+            self._refresh()
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.length
+
+        def batch_select_indices(self, indices) -> None:
+            if self.is_initialized:
+                self._k, self._v = self._k[indices], self._v[indices]
+                self._refresh()
+
+        def reorder_cache(self, beam_idx) -> None:
+            self.batch_select_indices(beam_idx.to(self.device) if self.is_initialized else beam_idx)
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            if self.is_initialized:
+                self._k = self._k.repeat_interleave(repeats, dim=0)
+                self._v = self._v.repeat_interleave(repeats, dim=0)
+                self._refresh()
+
+        def crop(self, tokens_to_remove: int) -> None:
+            if tokens_to_remove < 0 and self.is_initialized:
+                self.length = max(0, self.length + tokens_to_remove)
+                self._refresh()
+
+        def reset(self) -> None:
+            self.length = 0
+            super().reset()
+
+        def _resize(self, capacity: int) -> None:
+            """Only if a caller overruns the planned size: grow like a vector, copying once."""
+            k = self._k.new_empty(*self._k.shape[:2], capacity, self._k.shape[-1])
+            v = self._v.new_empty(*self._v.shape[:2], capacity, self._v.shape[-1])
+            k[:, :, : self.length], v[:, :, : self.length] = self._k[:, :, : self.length], self._v[:, :, : self.length]
+            self._k, self._v, self.capacity = k, v, capacity
+
+        def _refresh(self) -> None:
+            self.keys = self._k[:, :, : self.length]
+            self.values = self._v[:, :, : self.length]
+
+
+def _accepts_logits_to_keep(model) -> bool:
+    """Prefill only needs the last position's logits; skip the [B, T, V] projection when we can."""
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        return "logits_to_keep" in inspect.signature(target.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    """Union of the tokenizer's EOS and the generation config's (which may be a list)."""
+    ids: list[int] = []
+    gen_cfg = getattr(model, "generation_config", None)
+    for value in (getattr(tokenizer, "eos_token_id", None), getattr(gen_cfg, "eos_token_id", None)):
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is not None and int(v) not in ids:
+                ids.append(int(v))
+    return ids
+
+
+def _pad_id(tokenizer, eos_ids: list[int]) -> int:
+    """Padding is masked out, so any valid id works; prefer the tokenizer's own."""
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is not None:
+        return int(pad)
+    return eos_ids[0] if eos_ids else 0
+
+
+def _check_params(params: SamplingParams) -> None:
+    if params.n < 1:
+        raise ValueError(f"n must be >= 1, got {params.n}")
+    if params.temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {params.temperature}")
+    if not 0.0 < params.top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {params.top_p}")
+    if params.max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {params.max_new_tokens}")
+
+
+def _dedupe(prompts: list[str]) -> tuple[list[str], list[list[int]]]:
+    """Distinct prompt texts and, for each, the original indices that share it (prefill once)."""
+    index: dict[str, int] = {}
+    owners: list[list[int]] = []
+    for i, p in enumerate(prompts):
+        if p not in index:
+            index[p] = len(owners)
+            owners.append([])
+        owners[index[p]].append(i)
+    return list(index), owners
+
+
+def _scatter(prompts, owners, per_unique, n: int) -> list[list[Completion]]:
+    """Hand each original prompt its own n completions of its distinct text."""
+    result: list[list[Completion]] = [[] for _ in prompts]
+    for u, idxs in enumerate(owners):
+        for k, i in enumerate(idxs):
+            result[i] = per_unique[u][k * n : (k + 1) * n]
+    return result

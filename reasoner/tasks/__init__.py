@@ -1,0 +1,75 @@
+"""Built-in problem sources by name: TASKS["arith" | "gsm8k" | "math500" | "jsonl"].
+
+A Task bundles what every stage needs to know about a source: how to load its problems from a
+DataConfig, how its answers are extracted and graded, what separates its steps, and how a gold
+solution is written as a response for SFT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from reasoner.data import Problem, split_steps as _split
+from reasoner.errors import UserError
+from reasoner.tasks import arith, generic, gsm8k, math500
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    grader: str                   # key of reasoner.grading.GRADERS
+    answer_style: str             # style for reasoner.grading.extract_answer
+    step_separator: str           # "\n" for line-based tasks, "\n\n" for MATH
+    loader: Callable[[Any], list[Problem]]
+    formatter: Callable[[list[str], str], str]
+    step_checker: Callable[[Problem, list[str]], list[bool]] | None = None   # ground truth (gym only)
+
+    def load_problems(self, cfg) -> list[Problem]:
+        """Problems of cfg.split, the first cfg.limit of them when a limit is set."""
+        limit = getattr(cfg, "limit", None)
+        if limit is not None and limit < 0:
+            raise UserError(f"data.limit must be >= 0 (got {limit})")
+        problems = self.loader(cfg)
+        return problems if limit is None else problems[:limit]
+
+    def format_solution(self, steps: list[str] | Problem, answer: str | None = None) -> str:
+        """Gold response text for SFT, from (steps, answer) or from a Problem's own solution."""
+        if isinstance(steps, Problem):
+            problem = steps
+            if not problem.solution_steps:
+                raise UserError(f"problem {problem.id}: no gold solution steps to format")
+            steps, answer = problem.solution_steps, problem.answer
+        if answer is None:
+            raise TypeError("format_solution(steps, answer) needs the answer")
+        return self.formatter(list(steps), answer)
+
+    def split_steps(self, response: str) -> list[str]:
+        """A response's steps under this task's separator."""
+        return _split(response, self.step_separator)
+
+    def check_steps(self, problem: Problem, steps: list[str]) -> list[bool]:
+        """Ground-truth step labels, for tasks that have them (the arith gym)."""
+        if self.step_checker is None:
+            raise UserError(f"task '{self.name}' has no ground-truth step checker")
+        return self.step_checker(problem, steps)
+
+
+TASKS: dict[str, Task] = {
+    "arith": Task("arith", grader="exact", answer_style="answer", step_separator="\n",
+                  loader=arith.load_problems, formatter=arith.format_solution,
+                  step_checker=arith.check_steps),
+    "gsm8k": Task("gsm8k", grader="numeric", answer_style="auto", step_separator="\n",
+                  loader=gsm8k.load_problems, formatter=gsm8k.format_solution),
+    "math500": Task("math500", grader="math", answer_style="auto", step_separator="\n\n",
+                    loader=math500.load_problems, formatter=math500.format_solution),
+    "jsonl": Task("jsonl", grader="math", answer_style="auto", step_separator="\n",
+                  loader=generic.load_problems, formatter=generic.format_solution),
+}
+
+
+def get_task(name: str) -> Task:
+    """The task registered under `name` (data.name in the config)."""
+    if name not in TASKS:
+        raise UserError(f"data '{name}' is not a known task (choose from {', '.join(TASKS)})")
+    return TASKS[name]
