@@ -102,9 +102,17 @@ def decode(
     overrides: Optional[List[str]] = OVERRIDES,
     dry_run: bool = DRY_RUN,
     search: Optional[str] = typer.Option(None, "--search", help="Search method (same as search=NAME)."),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="Budget sweep, e.g. n=1,2,4,8 (same as sweep=[1,2,4,8])."),
 ) -> None:
     """Decode a dataset (greedy, sampling, or a search method), grade, and report accuracy."""
     extra = [f"search={search}"] if search else []
+    if sweep is not None:
+        key, _, values = sweep.rpartition("=")
+        items = [v.strip() for v in values.split(",") if v.strip()]
+        if key not in ("", "n") or not items or not all(v.isdigit() and int(v) > 0 for v in items):
+            typer.echo(f"error: --sweep '{sweep}': expected budgets like n=1,2,4,8", err=True)
+            raise typer.Exit(2)
+        extra.append(f"sweep=[{','.join(items)}]")
 
     def stage(cfg):
         from reasoner.stages import decode as decode_stage
@@ -135,6 +143,8 @@ _stage_command("train-prm", "train_prm", "train_prm",
                "Train a process reward model: prm=discriminative (hard/soft step labels) or prm=implicit (PRIME).")
 _stage_command("eval-prm", "eval_prm", "eval_prm",
                "Judge a PRM: step accuracy/AUC and first-error F1 against ground truth or MC labels.")
+_stage_command("train-rl", "train_rl", "train_rl",
+               "Improve the policy by RL: online algo=grpo|rloo|ppo|prime|rlep, offline algo=oreo|rft|dpo.")
 _stage_command("convert", "convert", "convert",
                "Convert between trajectories, the TRL PRM format and Math-Shepherd text.")
 

@@ -63,13 +63,14 @@ class DataConfig:
     prompt_field: Optional[str] = None
     answer_field: Optional[str] = None
     id_field: Optional[str] = None
-    num_problems: int = 2000
+    num_problems: int = 20000
     seed: int = 0
     min_ops: int = 2
-    max_ops: int = 4
-    max_operand: int = 20
+    max_ops: int = 3
+    max_operand: int = 9
     ops: str = "+-*"
     corrupt_fraction: float = 0.0
+    answer_fallback: Optional[bool] = None  # take the last number when no answer is marked (null: the task's default)
 
 
 @dataclass
@@ -82,6 +83,9 @@ class GenerationConfig:
     n: int = 1
     seed: int = 0
     stop: list[str] = field(default_factory=list)
+    prefix_cache: bool = False  # hf: reuse K/V of earlier calls' sequences for prompts extending them (search)
+    prefix_cache_tokens: int = 16384  # hf: most tokens of K/V the prefix cache keeps
+    vllm: dict[str, Any] = field(default_factory=dict)  # vllm: extra vllm.LLM args (max_model_len, gpu_memory_utilization, enforce_eager, ...)
 
 
 @dataclass
@@ -102,6 +106,8 @@ class PRMConfig:
     negative_token: str = "-"
     beta: float = 0.05  # implicit PRM
     threshold: float = 0.5  # a soft label >= threshold counts as positive for hard training/eval
+    implicit_score: str = "step"  # implicit PRM step score: step (that step's reward) | cumulative (sum so far)
+    step_separator: Optional[str] = None  # null: the task's separator (train-prm); "\n" for scorers without prm.json
 
 
 @dataclass
@@ -229,6 +235,9 @@ class EvalPRMConfig:
     eval_file: Optional[str] = None  # labelled trajectories to judge; null: sample from `model` on `data`
     batch_size: int = 32
     samples_per_problem: int = 4
+    label_source: str = "auto"  # reference labels: auto (truth when the task has a step checker) | truth | file
+    score_threshold: float = 0.5  # a step scoring below this is predicted wrong
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(temperature=1.0))
 
 
 @dataclass
@@ -238,6 +247,86 @@ class ConvertConfig:
     input_format: str = "auto"  # auto | trajectories | trl-prm | math-shepherd
     output_format: str = "trl-prm"  # trajectories | trl-prm
     step_separator: str = "\n"
+    partial: str = "fill"  # to trl-prm, steps without a label: fill (monotone rule) | truncate | skip | error
+    label_type: str = "soft"  # to trl-prm: soft (floats as stored) | hard (label > threshold, booleans)
+    threshold: float = 0.0  # hard = label > threshold (0.0: Math-Shepherd's "some rollout was correct")
+
+
+@dataclass
+class AlgoConfig:
+    """RL algorithm and its knobs (ALGORITHMS.md §5-6); algo=grpo|rloo|ppo|prime|rlep|oreo|rft|dpo."""
+
+    name: str = "grpo"
+    # clipped surrogate (GRPO family, RLOO, PPO, PRIME, RLEP)
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+    dual_clip: Optional[float] = None
+    loss_aggregation: str = "token-mean"  # token-mean | seq-mean-token-mean | constant
+    importance_level: str = "token"  # token | sequence (TRL's RLOO)
+    scale_rewards: str = "group"  # group | batch | none
+    normalize_advantages: bool = False  # RLOO: whiten advantages over the batch
+    beta: float = 0.0  # KL coefficient (no reference model is loaded when 0)
+    kl_estimator: str = "k3"  # k3 | full (full vocabulary) | reward (RLOO-style penalty in the reward)
+    num_iterations: int = 1  # optimisation passes over each rollout batch
+    mask_truncated: bool = False  # drop completions that hit max_new_tokens from the loss
+    # PPO
+    gamma: float = 1.0
+    lam: float = 0.95
+    value_clip: Optional[float] = 0.2
+    ppo_epochs: int = 1
+    minibatch_size: Optional[int] = None
+    critic_lr: float = 1e-4
+    # PRIME
+    prm_beta: float = 0.05
+    prm_lr: float = 1e-6
+    accuracy_filter: list[float] = field(default_factory=lambda: [0.2, 0.8])
+    # RLEP
+    pool_file: Optional[str] = None  # verified-correct trajectories (a collect output or an earlier run)
+    replay: int = 2  # M pooled answers appended to each group
+    pool_grow: bool = False  # RLEP: also add this run's verified-correct rollouts to the pool
+    # OREO (offline)
+    level: str = "token"  # token | step | response
+    oreo_beta: float = 0.03
+    kl_coef: float = 0.01  # alpha
+    value_lr: float = 5e-6
+    # DPO
+    dpo_beta: float = 0.1
+
+
+@dataclass
+class RewardConfig:
+    """Where rewards come from: the verifier (default), a PRM, or a custom function."""
+
+    kind: str = "verifier"  # verifier | prm | custom
+    prm_mode: str = "final"  # final (aggregate as the outcome) | dense (per-step rewards)
+    function: Optional[str] = None  # custom: "package.module:function" with TRL's f(prompts, completions, **cols)
+    scorer: ScorerConfig = field(default_factory=lambda: ScorerConfig())
+
+
+@dataclass
+class TrainRLConfig:
+    run_dir: str = "runs/rl"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(n=8, temperature=1.0, max_new_tokens=128))
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, warmup_steps=0, schedule="constant"))
+    train_file: Optional[str] = None  # offline algorithms: trajectories from `reasoner collect`
+    steps: int = 100  # online: optimisation steps (one rollout batch each); offline: max steps (null epochs)
+    epochs: float = 1.0  # offline
+    prompts_per_step: int = 8
+    batch_size: int = 16  # sequences per forward/backward micro-batch
+    rounds: int = 1  # iterative OREO: collect with the new policy, train again
+    max_length: int = 512
+    seed: int = 0
+    eval_every: int = 10
+    eval_problems: int = 200
+    log_every: int = 1
+    save_every: int = 50
+    resume: bool = True
+    tensorboard: bool = False
+    wandb: bool = False
 
 
 SCHEMAS: dict[str, type] = {
@@ -247,6 +336,7 @@ SCHEMAS: dict[str, type] = {
     "train_prm": TrainPRMConfig,
     "eval_prm": EvalPRMConfig,
     "convert": ConvertConfig,
+    "train_rl": TrainRLConfig,
 }
 
 

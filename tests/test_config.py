@@ -21,10 +21,10 @@ def test_every_command_composes_with_defaults(command):
     assert isinstance(cfg, config.SCHEMAS[command])
 
 
-GROUP_USERS = {"model": ["train_sft", "decode", "collect", "train_prm", "eval_prm"],
-               "data": ["train_sft", "decode", "collect", "train_prm", "eval_prm"],
+GROUP_USERS = {"model": ["train_sft", "decode", "collect", "train_prm", "eval_prm", "train_rl"],
+               "data": ["train_sft", "decode", "collect", "train_prm", "eval_prm", "train_rl"],
                "search": ["decode"], "labels": ["collect"], "selection": ["collect"],
-               "prm": ["train_prm", "eval_prm"]}
+               "prm": ["train_prm", "eval_prm"], "algo": ["train_rl"]}
 
 
 @pytest.mark.parametrize("group", sorted(GROUP_USERS))

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from reasoner.data import Problem, split_steps as _split
 from reasoner.errors import UserError
+from reasoner.grading import extract_answer
 from reasoner.tasks import arith, generic, gsm8k, math500
 
 
@@ -24,6 +25,12 @@ class Task:
     loader: Callable[[Any], list[Problem]]
     formatter: Callable[[list[str], str], str]
     step_checker: Callable[[Problem, list[str]], list[bool]] | None = None   # ground truth (gym only)
+    fallback_last_number: bool = False  # take the last number when no marked answer is found
+
+    def extract_answer(self, response: str, fallback: bool | None = None) -> str | None:
+        """The final answer of a response, the same way in every stage (decode, collect, RL)."""
+        use_fallback = self.fallback_last_number if fallback is None else fallback
+        return extract_answer(response, self.answer_style, fallback_last_number=use_fallback)
 
     def load_problems(self, cfg) -> list[Problem]:
         """Problems of cfg.split, the first cfg.limit of them when a limit is set."""
@@ -60,7 +67,8 @@ TASKS: dict[str, Task] = {
                   loader=arith.load_problems, formatter=arith.format_solution,
                   step_checker=arith.check_steps),
     "gsm8k": Task("gsm8k", grader="numeric", answer_style="auto", step_separator="\n",
-                  loader=gsm8k.load_problems, formatter=gsm8k.format_solution),
+                  loader=gsm8k.load_problems, formatter=gsm8k.format_solution,
+                  fallback_last_number=True),  # lm-eval's "flexible extract": small models rarely mark answers
     "math500": Task("math500", grader="math", answer_style="auto", step_separator="\n\n",
                     loader=math500.load_problems, formatter=math500.format_solution),
     "jsonl": Task("jsonl", grader="math", answer_style="auto", step_separator="\n",
