@@ -1,0 +1,126 @@
+"""Rollout batches: (prompt, completion) token ids laid out so every completion starts at the
+same column, and one forward pass gives the per-token log-probs of all completions.
+
+Layout: prompts left-padded to width P, completions right-padded to width T after it, so the
+response tokens of row i are input_ids[i, P:P+T] and their logits sit at columns P-1..P+T-2.
+Positions count real tokens only (as the HF generator does), so padding never shifts RoPE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class RolloutBatch:
+    input_ids: torch.Tensor  # [B, P + T]
+    attention_mask: torch.Tensor  # [B, P + T]
+    position_ids: torch.Tensor  # [B, P + T]
+    response_mask: torch.Tensor  # [B, T] float, 1 on completion tokens
+    prompt_width: int  # P
+
+    @property
+    def response_ids(self) -> torch.Tensor:
+        return self.input_ids[:, self.prompt_width:]
+
+    def rows(self, idx) -> "RolloutBatch":
+        """A sub-batch (micro-batch) with the same layout."""
+        return RolloutBatch(self.input_ids[idx], self.attention_mask[idx], self.position_ids[idx],
+                            self.response_mask[idx], self.prompt_width)
+
+    def to(self, device) -> "RolloutBatch":
+        return RolloutBatch(self.input_ids.to(device), self.attention_mask.to(device), self.position_ids.to(device),
+                            self.response_mask.to(device), self.prompt_width)
+
+
+def build_batch(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int, max_length: int | None = None) -> RolloutBatch:
+    """Lay out rows of (prompt ids, completion ids); completions are cut so prompt+completion <= max_length."""
+    if len(prompt_ids) != len(completion_ids) or not prompt_ids:
+        raise ValueError("build_batch needs the same non-zero number of prompts and completions")
+    comps = []
+    for p, c in zip(prompt_ids, completion_ids):
+        if not p:
+            raise ValueError("a prompt has no tokens")
+        keep = len(c) if max_length is None else max(0, min(len(c), max_length - len(p)))
+        comps.append(list(c[:keep]))
+    P = max(len(p) for p in prompt_ids)
+    T = max(1, max(len(c) for c in comps))
+    B = len(prompt_ids)
+    ids = torch.full((B, P + T), pad_id, dtype=torch.long)
+    attn = torch.zeros((B, P + T), dtype=torch.long)
+    for i, (p, c) in enumerate(zip(prompt_ids, comps)):
+        ids[i, P - len(p):P] = torch.tensor(p, dtype=torch.long)
+        attn[i, P - len(p):P] = 1
+        if c:
+            ids[i, P:P + len(c)] = torch.tensor(c, dtype=torch.long)
+            attn[i, P:P + len(c)] = 1
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    return RolloutBatch(ids, attn, pos, attn[:, P:].float(), P)
+
+
+def _accepts(model, name: str) -> bool:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        return name in inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
+
+
+def response_logits(model, batch: RolloutBatch) -> torch.Tensor:
+    """Logits predicting each response token: [B, T, V] (only the last T+1 columns are projected)."""
+    T = batch.response_mask.size(1)
+    kwargs = {"logits_to_keep": T + 1} if _accepts(model, "logits_to_keep") else {}
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+                use_cache=False, **kwargs)
+    logits = out.logits
+    return logits[:, -(T + 1):-1]
+
+
+def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[target] without materialising the whole log-softmax: logit - logsumexp."""
+    logits = logits.float()
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, keep_logits: bool = False):
+    """(logp [B, T], entropy [B, T] or None, logits or None) of the response tokens in one forward."""
+    logits = response_logits(model, batch)
+    logp = gather_logprobs(logits, batch.response_ids)
+    ent = None
+    if with_entropy:
+        with torch.no_grad():
+            ent = entropy_from_logits(logits)
+    return logp, ent, (logits if keep_logits else None)
+
+
+def reference_outputs(reference, batch: RolloutBatch, keep_logits: bool = False):
+    """(logp, logits or None) under a models.ReferenceModel (own copy or the policy with its adapter off)."""
+    model = reference.model
+    ctx = model.disable_adapter() if reference.adapter_disabled else contextlib.nullcontext()
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), ctx:
+            logp, _, logits = token_logprobs(model, batch, keep_logits=keep_logits)
+    finally:
+        model.train(was_training)
+    return logp, logits
+
+
+def response_values(value_model, batch: RolloutBatch) -> torch.Tensor:
+    """Critic values V(s_t) [B, T] of the states before each response token (models.ValueModel)."""
+    T = batch.response_mask.size(1)
+    out = value_model.backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                               position_ids=batch.position_ids, use_cache=False)
+    hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+    hidden = hidden[:, -(T + 1):-1]
+    return value_model.head(hidden.to(value_model.head.weight.dtype)).squeeze(-1).float()

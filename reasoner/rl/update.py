@@ -1,0 +1,155 @@
+"""The optimisation half of an online RL step: epochs x minibatches x micro-batches over one
+rollout batch, clipped policy loss (+ KL, + critic loss), exact aggregation across micro-batches.
+
+Micro-batch losses are weighted so their sum equals the loss of the whole minibatch computed at
+once (token-mean by token counts, the other aggregations by row counts).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from reasoner.algos import aggregate, clipped_surrogate, clipped_value_loss, full_vocab_kl, sequence_clipped_surrogate
+from reasoner.rl.batch import RolloutBatch, reference_outputs, response_values, token_logprobs
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss (or a gradient norm) became NaN/inf; the caller stops without saving."""
+
+
+@dataclass
+class UpdatePlan:
+    epochs: int = 1  # passes over the batch (num_iterations; ppo_epochs for PPO)
+    minibatch_size: int | None = None  # rows per optimizer step (None: the whole batch)
+    micro_batch: int = 16  # rows per forward/backward
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+    dual_clip: float | None = None
+    aggregation: str = "token-mean"
+    importance_level: str = "token"  # token | sequence
+    beta: float = 0.0
+    kl_estimator: str = "k3"  # k3 | full | reward (reward: already in the advantages)
+    max_len: int | None = None  # Dr. GRPO's constant normaliser
+    value_clip: float | None = 0.2
+    max_grad_norm: float = 1.0
+
+    def minibatches(self, B: int, rng: torch.Generator) -> list[torch.Tensor]:
+        size = self.minibatch_size or B
+        order = torch.randperm(B, generator=rng) if size < B else torch.arange(B)
+        return [order[i:i + size] for i in range(0, B, size)]
+
+    def needs_old_pass(self, B: int) -> bool:
+        """Old log-probs need their own no-grad pass unless the first optimizer step sees every row."""
+        return (self.minibatch_size or B) < B
+
+
+def _weight(plan: UpdatePlan, mask: torch.Tensor, rows: torch.Tensor, mb_rows: torch.Tensor) -> float:
+    if plan.importance_level == "token" and plan.aggregation == "token-mean":
+        return float(mask[rows].sum()) / max(1.0, float(mask[mb_rows].sum()))
+    return len(rows) / len(mb_rows)
+
+
+@torch.no_grad()
+def no_grad_logprobs(model, batch: RolloutBatch, micro: int) -> torch.Tensor:
+    """Per-token log-probs of the whole batch under `model` (eval-free: same mode as training)."""
+    parts = [token_logprobs(model, batch.rows(slice(i, i + micro)))[0] for i in range(0, batch.input_ids.size(0), micro)]
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def no_grad_reference(reference, batch: RolloutBatch, micro: int) -> torch.Tensor:
+    parts = [reference_outputs(reference, batch.rows(slice(i, i + micro)))[0] for i in range(0, batch.input_ids.size(0), micro)]
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def no_grad_values(critic, batch: RolloutBatch, micro: int) -> torch.Tensor:
+    parts = [response_values(critic, batch.rows(slice(i, i + micro))) for i in range(0, batch.input_ids.size(0), micro)]
+    return torch.cat(parts)
+
+
+def policy_update(model, optimizer, scheduler, batch: RolloutBatch, advantages: torch.Tensor, mask: torch.Tensor,
+                  plan: UpdatePlan, rng: torch.Generator, old_logp: torch.Tensor | None = None,
+                  ref_logp: torch.Tensor | None = None, reference=None, critic=None, critic_optimizer=None,
+                  old_values: torch.Tensor | None = None, returns: torch.Tensor | None = None) -> dict[str, float]:
+    """Run plan.epochs x minibatches optimizer steps; returns metrics averaged over micro-batches.
+
+    old_logp None: taken (detached) from the first pass, valid when the first optimizer step
+    covers the whole batch. Raises NonFiniteLoss before any optimizer step on a NaN/inf loss.
+    """
+    B = batch.input_ids.size(0)
+    device = batch.input_ids.device
+    params = [p for p in model.parameters() if p.requires_grad]
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+
+    def note(key, value, w=1):
+        sums[key] = sums.get(key, 0.0) + float(value) * w
+        counts[key] = counts.get(key, 0) + w
+
+    stored = [None] * B if old_logp is None else None
+    use_k3 = plan.beta != 0.0 and plan.kl_estimator == "k3"
+    use_full = plan.beta != 0.0 and plan.kl_estimator == "full"
+    for epoch in range(plan.epochs):
+        for mb in plan.minibatches(B, rng):
+            optimizer.zero_grad(set_to_none=True)
+            if critic_optimizer is not None:
+                critic_optimizer.zero_grad(set_to_none=True)
+            total = 0.0
+            for i in range(0, len(mb), plan.micro_batch):
+                rows = mb[i:i + plan.micro_batch]
+                sub = batch.rows(rows.to(device))
+                m = mask[rows]
+                logp, ent, logits = token_logprobs(model, sub, with_entropy=epoch == 0, keep_logits=use_full)
+                if old_logp is not None:
+                    old = old_logp[rows]
+                else:
+                    old = stored_old = logp.detach()
+                    for j, r in enumerate(rows.tolist()):
+                        stored[r] = stored_old[j]
+                adv = advantages[rows]
+                if plan.importance_level == "sequence":
+                    loss, met = sequence_clipped_surrogate(logp, old, adv, m, plan.eps_low, plan.eps_high)
+                else:
+                    loss, met = clipped_surrogate(
+                        logp, old, adv, m, plan.eps_low, plan.eps_high, plan.dual_clip,
+                        ref_logp=ref_logp[rows] if use_k3 else None, beta=plan.beta if use_k3 else 0.0,
+                        aggregation=plan.aggregation, max_len=plan.max_len)
+                if use_full:
+                    ref_logits = reference_outputs(reference, sub, keep_logits=True)[1]
+                    kl = full_vocab_kl(logits, ref_logits)
+                    loss = loss + plan.beta * aggregate(kl, m, plan.aggregation, plan.max_len)
+                    met["kl"] = float((kl * m).sum() / m.sum().clamp(min=1))
+                w = _weight(plan, mask, rows, mb)
+                if not torch.isfinite(loss):
+                    raise NonFiniteLoss(f"policy loss is {float(loss.detach())}")
+                (loss * w).backward()
+                total += float(loss.detach()) * w
+                if critic is not None:
+                    values = response_values(critic, sub)
+                    vloss, vmet = clipped_value_loss(values, old_values[rows], returns[rows], m, plan.value_clip)
+                    if not torch.isfinite(vloss):
+                        raise NonFiniteLoss(f"value loss is {float(vloss.detach())}")
+                    (vloss * len(rows) / len(mb)).backward()
+                    note("value_loss", vmet["value_loss"], len(rows))
+                for k, v in met.items():
+                    note(k, v, len(rows))
+                if ent is not None:
+                    note("entropy", float((ent * m).sum() / m.sum().clamp(min=1)), len(rows))
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, plan.max_grad_norm)
+            if not math.isfinite(float(grad_norm)):
+                raise NonFiniteLoss(f"gradient norm is {float(grad_norm)}")
+            optimizer.step()
+            scheduler.step()
+            if critic_optimizer is not None:
+                torch.nn.utils.clip_grad_norm_([p for p in critic.parameters() if p.requires_grad], plan.max_grad_norm)
+                critic_optimizer.step()
+            note("loss", total)
+            note("grad_norm", float(grad_norm))
+        if stored is not None:
+            old_logp = torch.stack(stored)
+            stored = None
+    return {k: sums[k] / max(1, counts[k]) for k in sums}

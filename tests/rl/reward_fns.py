@@ -1,0 +1,20 @@
+"""Custom reward functions the tests load by dotted path (TRL's signature)."""
+
+CALLS = {"n": 0}
+
+
+def length_reward(prompts, completions, **cols):
+    """Shorter is better; checks the columns TRL-style functions get."""
+    assert len(cols["answer"]) == len(completions) == len(cols["completion_ids"])
+    return [1.0 / (1 + len(c)) for c in completions]
+
+
+def exploding(prompts, completions, **cols):
+    """Finite as a Python float, inf once in float32: the loss goes NaN on the 3rd call."""
+    CALLS["n"] += 1
+    big = 1e39 if CALLS["n"] >= 3 else 1.0
+    return [big * (i % 2) for i in range(len(completions))]
+
+
+def wrong_length(prompts, completions, **cols):
+    return [0.0]

@@ -1,0 +1,71 @@
+"""Rollout layout and per-token log-probs: one padded forward equals each sequence on its own."""
+
+from __future__ import annotations
+
+import torch
+
+from reasoner import config
+from reasoner.models import load_policy, load_value_model
+from reasoner.rl.batch import build_batch, gather_logprobs, response_values, token_logprobs
+from tests.conftest import TINY
+
+
+def _model():
+    torch.manual_seed(0)
+    model, tok = load_policy(config.load("train_rl", TINY).model)
+    return model.eval(), tok
+
+
+def test_layout_left_pads_prompts_right_pads_completions_and_truncates():
+    b = build_batch([[5, 6, 7], [8]], [[1, 2], [3, 4, 9]], pad_id=0, max_length=5)
+    assert b.prompt_width == 3
+    assert b.input_ids.tolist() == [[5, 6, 7, 1, 2, 0], [0, 0, 8, 3, 4, 9]]
+    assert b.response_mask.tolist() == [[1, 1, 0], [1, 1, 1]]
+    assert b.position_ids[1].tolist()[2:] == [0, 1, 2, 3]
+    cut = build_batch([[5, 6, 7]], [[1, 2, 3, 4]], pad_id=0, max_length=5)
+    assert cut.response_mask.tolist() == [[1, 1]]
+
+
+def test_gather_logprobs_matches_log_softmax():
+    logits = torch.randn(2, 3, 7)
+    tgt = torch.randint(0, 7, (2, 3))
+    exp = torch.log_softmax(logits, -1).gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(gather_logprobs(logits, tgt), exp)
+
+
+def test_batched_logprobs_equal_unpadded_single_sequences():
+    model, tok = _model()
+    prompts = [tok("Compute: 1 + 2")["input_ids"], tok("Compute: (3 * 4) - 5")["input_ids"]]
+    comps = [tok("1 + 2 = 3\nAnswer: 3", add_special_tokens=False)["input_ids"], tok("12", add_special_tokens=False)["input_ids"]]
+    batch = build_batch(prompts, comps, pad_id=tok.pad_token_id)
+    with torch.no_grad():
+        logp, ent, _ = token_logprobs(model, batch, with_entropy=True)
+        for i, (p, c) in enumerate(zip(prompts, comps)):
+            ids = torch.tensor([p + c])
+            full = torch.log_softmax(model(input_ids=ids).logits[0, len(p) - 1:-1].float(), -1)
+            ref = full.gather(-1, torch.tensor(c).unsqueeze(-1)).squeeze(-1)
+            torch.testing.assert_close(logp[i, :len(c)], ref, atol=1e-5, rtol=1e-5)
+    assert (ent[batch.response_mask > 0] > 0).all()
+
+
+def test_generator_logprobs_match_training_logprobs():
+    from reasoner.generation.base import SamplingParams
+    from reasoner.generation.hf import HFGenerator
+
+    model, tok = _model()
+    prompt = "Compute: 7 + 5"
+    outs = HFGenerator(model, tok, batch_size=4).generate([prompt], SamplingParams(n=3, temperature=1.0, max_new_tokens=10, seed=1))[0]
+    pids = tok(prompt)["input_ids"]
+    batch = build_batch([pids] * 3, [o.token_ids for o in outs], pad_id=tok.pad_token_id)
+    with torch.no_grad():
+        logp = token_logprobs(model, batch)[0]
+    for i, o in enumerate(outs):
+        torch.testing.assert_close(logp[i, :len(o.token_ids)], torch.tensor(o.logprobs), atol=1e-4, rtol=1e-4)
+
+
+def test_response_values_shape_and_zero_init():
+    model, tok = _model()
+    critic = load_value_model(config.load("train_rl", TINY).model, model)
+    batch = build_batch([[1, 2, 3], [4]], [[5, 6], [7]], pad_id=0)
+    v = response_values(critic, batch)
+    assert v.shape == (2, 2) and torch.count_nonzero(v) == 0

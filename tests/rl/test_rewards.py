@@ -1,0 +1,58 @@
+"""Reward sources: verifier, custom functions by dotted path, step-end token positions."""
+
+from __future__ import annotations
+
+import pytest
+
+from reasoner.config import RewardConfig
+from reasoner.data import Problem
+from reasoner.errors import UserError
+from reasoner.grading import get_grader
+from reasoner.rl.rewards import RewardModel, load_function, step_end_tokens
+from reasoner.tasks import get_task
+
+TASK = get_task("arith")
+P = Problem(id="p", prompt="Compute: 1 + 2", answer="3", source="arith")
+
+
+def _rm(**kw):
+    return RewardModel(RewardConfig(**kw), TASK, get_grader(TASK.grader))
+
+
+def test_verifier_rewards_and_steps():
+    r = _rm()([P, P], ["x", "x"], ["1 + 2 = 3\nAnswer: 3", "Answer: 4"], [[1], [2]])
+    assert r.outcome == [1.0, 0.0] and r.correct == [True, False]
+    assert r.steps[0] == ["1 + 2 = 3", "Answer: 3"] and r.step_rewards is None
+
+
+def test_custom_function_gets_trl_signature_and_keeps_accuracy():
+    r = _rm(kind="custom", function="tests.rl.reward_fns:length_reward")([P, P], ["x", "x"], ["Answer: 3", "ab"], [[1], [2]])
+    assert r.outcome == pytest.approx([1 / 10, 1 / 3]) and r.correct == [True, False]
+    assert load_function("tests.rl.reward_fns.length_reward") is load_function("tests.rl.reward_fns:length_reward")
+
+
+@pytest.mark.parametrize("spec", ["nope.module:f", "tests.rl.reward_fns:missing", "nodots", ""])
+def test_bad_function_specs_are_user_errors(spec):
+    with pytest.raises(UserError, match="reward.function"):
+        _rm(kind="custom", function=spec)
+
+
+def test_bad_returns_and_kinds_are_user_errors():
+    with pytest.raises(UserError, match="returned 1 rewards for 2"):
+        _rm(kind="custom", function="tests.rl.reward_fns:wrong_length")([P, P], ["x", "x"], ["a", "b"], [[1], [2]])
+    with pytest.raises(UserError, match="reward.kind"):
+        _rm(kind="bogus")
+    with pytest.raises(UserError, match="scorer"):
+        _rm(kind="prm")
+
+
+class _CharTok:
+    def decode(self, ids, skip_special_tokens=True):
+        return "" if ids[0] == 0 else chr(ids[0])
+
+
+def test_step_end_tokens_on_characters():
+    text = "ab\ncd\nAnswer: 1"
+    ids = [ord(c) for c in text] + [0]  # trailing EOS decodes to nothing
+    steps = ["ab", "cd", "Answer: 1"]
+    assert step_end_tokens(_CharTok(), ids, text, steps) == [1, 4, len(text) - 1]

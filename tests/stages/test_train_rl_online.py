@@ -1,0 +1,129 @@
+"""`reasoner train-rl` online: every algorithm end to end on a tiny model, config errors, exact
+resume after SIGKILL, NaN stop keeping the last good checkpoint, LoRA with a disabled-adapter reference."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reasoner import config
+from reasoner.errors import UserError
+from tests.conftest import REPO, TINY
+
+SMALL = TINY + ["data.num_problems=40", "prompts_per_step=2", "generation.n=4", "generation.max_new_tokens=10",
+                "generation.batch_size=16", "batch_size=4", "eval_problems=4", "eval_every=2", "save_every=0"]
+TIMING = {"gen_s", "step_s", "tokens_per_s"}
+
+
+def _run(tmp_path: Path, name: str, *extra: str):
+    from reasoner.stages.train_rl import run
+
+    cfg = config.load("train_rl", SMALL + [f"run_dir={tmp_path / name}", *extra])
+    run(cfg)
+    return [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+
+
+def _gold_pool(path: Path) -> str:
+    """Verified-correct trajectories for the first training problems (gold solutions)."""
+    from reasoner.tasks import get_task
+
+    cfg = config.load("train_rl", SMALL)
+    task = get_task("arith")
+    rows = [{"id": f"{p.id}/0", "problem_id": p.id, "prompt": p.prompt, "response": task.format_solution(p),
+             "steps": p.solution_steps, "pred_answer": p.answer, "reward": 1.0} for p in task.load_problems(cfg.data)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.mark.parametrize("algo,extra", [
+    ("grpo", ["algo.beta=0.05", "algo.num_iterations=2", "algo.minibatch_size=4"]),
+    ("dapo", []),
+    ("rloo", ["algo.beta=0.05"]),
+    ("ppo", ["algo.minibatch_size=4"]),
+    ("prime", ["algo.accuracy_filter=[0.0,1.0]"]),
+])
+def test_each_algorithm_trains_logs_and_saves(tmp_path, algo, extra):
+    recs = _run(tmp_path, algo, f"algo={algo}", "steps=2", *extra)
+    assert [r["step"] for r in recs] == [1, 2] and recs[-1]["rollouts"] == 16
+    for key in ("reward", "accuracy", "loss", "entropy", "clip_fraction", "response_len", "tokens_per_s"):
+        assert key in recs[0], key
+    assert "eval_accuracy" in recs[1]
+    if "beta=0.05" in " ".join(extra):
+        assert "kl" in recs[0]
+    if algo == "ppo":
+        assert "value_loss" in recs[0]
+    if algo == "prime":
+        assert recs[0]["kept_groups"] == 2 and "prm_loss" in recs[0]
+    assert (tmp_path / algo / "final" / "config.json").is_file()
+    assert json.loads((tmp_path / algo / "summary.json").read_text())["rollouts"] == 16
+
+
+def test_rlep_replays_pooled_answers_beside_fresh_ones(tmp_path):
+    pool = _gold_pool(tmp_path / "pool.jsonl")
+    recs = _run(tmp_path, "rlep", "algo=rlep", f"algo.pool_file={pool}", "steps=1")
+    # one pooled answer per problem: groups of 4 fresh + 1 replayed, no placeholders for the missing M-1
+    assert recs[0]["replayed"] == 2 and recs[0]["rollouts"] == 8
+
+
+def test_lora_policy_with_kl_uses_the_base_as_reference(tmp_path):
+    recs = _run(tmp_path, "lora", "model.lora.enabled=true", "model.lora.r=4", "algo.beta=0.1", "steps=1", "eval_every=0")
+    assert recs[0]["kl"] == pytest.approx(0.0, abs=1e-6)  # the adapter starts as the identity
+    assert (tmp_path / "lora" / "adapter").is_dir()
+
+
+@pytest.mark.parametrize("bad,match", [
+    (["algo=rlep"], "pool_file"),
+    (["algo=oops"], "algo"),
+    (["generation.temperature=0"], "temperature"),
+    (["algo.loss_aggregation=sum"], "loss_aggregation"),
+    (["reward.kind=custom", "reward.function=no.such.module:f"], "reward.function"),
+    (["algo=rlep", "algo.pool_file=/nonexistent/pool.jsonl"], "pool_file"),
+])
+def test_bad_config_exits_2_before_writing(tmp_path, cli, bad, match):
+    code, _, err = cli("train-rl", *SMALL, f"run_dir={tmp_path / 'r'}", *bad)
+    assert code == 2 and match in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path):
+    from tests.rl import reward_fns
+
+    reward_fns.CALLS["n"] = 0
+    with pytest.raises(UserError, match=r"nan at step 3.*last good checkpoint kept: .*step-2"):
+        _run(tmp_path, "nan", "reward.kind=custom", "reward.function=tests.rl.reward_fns:exploding",
+             "algo.scale_rewards=none", "steps=5", "save_every=1", "eval_every=0")
+    assert not (tmp_path / "nan" / "final").exists()
+    assert [p.name for p in (tmp_path / "nan" / "checkpoints").iterdir()] == ["step-2"]
+
+
+def _strip(recs):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in recs]
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
+    args = SMALL + ["steps=4", "save_every=2", "eval_every=2", "algo.num_iterations=2"]
+    full = _run(tmp_path, "full", *args[len(SMALL):])
+    run_dir = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "reasoner", "train-rl", *args, f"run_dir={run_dir}"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (run_dir / "checkpoints" / "step-2").is_dir() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert not (run_dir / "final").exists()
+    resumed = _run(tmp_path, "killed", *args[len(SMALL):])
+    a, b = _strip(full), _strip(resumed)
+    assert [r["step"] for r in b] == [1, 2, 3, 4]
+    for ra, rb in zip(a, b):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            assert rb[k] == pytest.approx(ra[k], rel=1e-4, abs=1e-6), (ra["step"], k)
