@@ -106,7 +106,7 @@ class PRMConfig:
     negative_token: str = "-"
     beta: float = 0.05  # implicit PRM
     threshold: float = 0.5  # a soft label >= threshold counts as positive for hard training/eval
-    implicit_score: str = "step"  # implicit PRM step score: step (that step's reward) | cumulative (sum so far)
+    implicit_score: Optional[str] = None  # implicit PRM: step | cumulative (sum so far); null: the PRM dir's (step)
     step_separator: Optional[str] = None  # null: the task's separator (train-prm); "\n" for scorers without prm.json
 
 

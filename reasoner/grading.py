@@ -124,6 +124,8 @@ def _boxed_contents(text: str) -> list[str]:
 
 _ANSWER_RE = re.compile(r"(?im)\banswer\s*:[ \t]*(.+?)[ \t]*$")
 _HASH_RE = re.compile(r"(?m)####[ \t]*(.+?)[ \t]*$")
+# "The answer is 30,000." / "the final answer is $\frac{1}{2}$." -- how chat models commit in prose
+_PROSE_RE = re.compile(r"(?i)\b(?:final\s+)?answer\s+is\s*:?\s*(.+?)\s*(?:\.(?:\s|$)|\n|$)")
 _NUMBER_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?")
 
 
@@ -148,7 +150,7 @@ def extract_answer(text: str | None, style: str = "auto", fallback_last_number: 
 
     style: "answer" (last "Answer: x" line, the gym / instruction format), "gsm8k" (last "#### x"),
     "boxed" (last \\boxed{...}), "number" (last number), or "auto" (boxed, then ####, then
-    Answer:). `fallback_last_number` takes the last number when the style finds nothing; off by
+    Answer:, then "the (final) answer is x"). `fallback_last_number` takes the last number when the style finds nothing; off by
     default because it rewards answers the model never committed to.
     """
     if not text:
@@ -164,6 +166,8 @@ def extract_answer(text: str | None, style: str = "auto", fallback_last_number: 
         found = _last(_HASH_RE, text)
     if found is None and style in ("auto", "answer"):
         found = _last(_ANSWER_RE, text)
+    if found is None and style == "auto":
+        found = _last(_PROSE_RE, text)
     if found is None and (style == "number" or fallback_last_number):
         found = _last(_NUMBER_RE, text)
     if found is None:

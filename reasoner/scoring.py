@@ -273,7 +273,7 @@ def _fallback_spec(scorer_cfg, kind: str):
     prm = scorer_cfg.prm
     return PRMSpec(kind=kind, head=prm.head, step_tag=prm.step_tag, positive_token=prm.positive_token,
                    negative_token=prm.negative_token, step_separator=_separator(scorer_cfg),
-                   beta=float(prm.beta), implicit_score=getattr(prm, "implicit_score", "step"),
+                   beta=float(prm.beta), implicit_score=getattr(prm, "implicit_score", None) or "step",
                    reference=None).validate("scorer.prm")
 
 
@@ -296,7 +296,8 @@ def load_scorer(scorer_cfg, device=None) -> StepScorer | None:
 
     A directory written by `reasoner train-prm` carries prm.json, which decides tag, tokens,
     separator and beta; `scorer.prm.*` is used only for directories without one (a plain HF
-    PRM such as a Math-Shepherd-style model). kind=value takes a `ValueModel` directory;
+    PRM such as a Math-Shepherd-style model), except `scorer.prm.implicit_score` which, when
+    set, overrides how an implicit PRM's steps are read. kind=value takes a `ValueModel` directory;
     kind=orm wraps whichever of the three the directory holds.
     """
     from pathlib import Path
@@ -332,5 +333,10 @@ def load_scorer(scorer_cfg, device=None) -> StepScorer | None:
     fallback = _fallback_spec(scorer_cfg, "implicit" if kind == "implicit" else "discriminative")
     if spec is None and fallback.kind == "implicit":
         raise UserError(f"scorer.path '{scorer_cfg.path}': an implicit PRM needs the prm.json and reference/ that train-prm writes")
-    inner = scorer_from_prm(load_prm(path, device, fallback=fallback), batch)
+    loaded = load_prm(path, device, fallback=fallback)
+    override = getattr(scorer_cfg.prm, "implicit_score", None)
+    if override:  # a scoring-time choice: read the same implicit PRM as step rewards or as a Q-value
+        loaded.spec.implicit_score = override
+        loaded.spec.validate("scorer.prm")
+    inner = scorer_from_prm(loaded, batch)
     return OutcomeScorer(inner) if kind == "orm" else inner

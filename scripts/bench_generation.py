@@ -5,6 +5,11 @@ sequence (EOS ignored), so the ratio isolates the decoding loop. Example:
 
     python scripts/bench_generation.py --models tiny-arith smollm2-135m --batches 1 8 32 \
         --max-new-tokens 128 --out bench_generation.json
+
+`--search` times a search-shaped workload (prompts that grow by one sampled step per call)
+with and without HFGenerator's prefix cache:
+
+    python scripts/bench_generation.py --search --models smollm2-135m --problems 8 --n 4 --rounds 4
 """
 
 from __future__ import annotations
@@ -171,6 +176,63 @@ def run_model(name: str, batches: list[int], max_new: int, repeats: int) -> list
     return rows
 
 
+def bench_search(name: str, problems: int, n: int, rounds: int, step_tokens: int, repeats: int) -> dict:
+    """A search-shaped workload: `rounds` calls, each sampling one step (stop at a newline)
+    for every prompt, the next call's prompts being the last ones plus their first sample.
+    Timed with and without HFGenerator's prefix cache (alternating, fastest of `repeats`)."""
+    model, tokenizer, how = load_model(name)
+    model.eval()
+    prompts0 = search_prompts(tokenizer, problems)
+    params = SamplingParams(n=n, temperature=1.0, max_new_tokens=step_tokens, stop=["\n"], seed=0)
+
+    def run(prefix_cache: bool):
+        gen = HFGenerator(model, tokenizer, batch_size=problems * n, prefix_cache=prefix_cache)
+        prompts, outs, tokens = list(prompts0), [], 0
+        start = time.perf_counter()
+        for _ in range(rounds):
+            out = gen.generate(prompts, params)
+            outs.append(out)
+            tokens += sum(len(c.token_ids) for r in out for c in r)
+            prompts = [p + r[0].text + "\n" for p, r in zip(prompts, out)]
+        return time.perf_counter() - start, tokens, outs
+
+    run(False)  # warm-up
+    times = {False: [], True: []}
+    results = {}
+    for _ in range(repeats):
+        for flag in (False, True):
+            secs, tokens, outs = run(flag)
+            times[flag].append(secs)
+            results[flag] = outs
+    same = all(
+        a.token_ids == b.token_ids
+        for ra, rb in zip(results[False], results[True]) for xa, xb in zip(ra, rb) for a, b in zip(xa, xb)
+    )
+    lengths = [len(tokenizer(p)["input_ids"]) for p in prompts0]
+    row = {
+        "model": name, "problems": problems, "n": n, "rounds": rounds, "step_tokens": step_tokens,
+        "first_prompt_tokens_mean": round(sum(lengths) / len(lengths), 1), "generated_tokens": tokens,
+        "no_cache_s": round(min(times[False]), 2), "prefix_cache_s": round(min(times[True]), 2),
+        "runs_no_cache_s": [round(t, 2) for t in times[False]], "runs_prefix_cache_s": [round(t, 2) for t in times[True]],
+        "identical_token_ids": same,
+    }
+    row["speedup"] = round(row["no_cache_s"] / row["prefix_cache_s"], 2)
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def search_prompts(tokenizer, count: int) -> list[str]:
+    """GSM8K questions under the chat template when the shared data is there, else gym prompts."""
+    from reasoner.prompts import build_prompt
+
+    gsm8k = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
+    if getattr(tokenizer, "chat_template", None) and gsm8k.is_file():
+        with gsm8k.open() as fh:
+            questions = [json.loads(line)["question"] for _, line in zip(range(count), fh)]
+        return [build_prompt(q, tokenizer, "auto", None, "gsm8k") for q in questions]
+    return [f"Compute: (({7 * i + 3} + {13 * i % 97}) * {i % 9 + 2}) - {i % 7}\n" for i in range(count)]
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     return f"{cpu}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
@@ -193,7 +255,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=2, help="runs per cell; the fastest is reported")
     ap.add_argument("--out", default=None, help="write the rows as JSON here")
+    ap.add_argument("--search", action="store_true",
+                    help="instead: a search-shaped workload with and without the prefix cache")
+    ap.add_argument("--problems", type=int, default=8, help="--search: prompts per call")
+    ap.add_argument("--n", type=int, default=4, help="--search: samples per prompt")
+    ap.add_argument("--rounds", type=int, default=4, help="--search: calls, each one step longer")
+    ap.add_argument("--step-tokens", type=int, default=48, help="--search: max tokens per step")
     args = ap.parse_args(argv)
+    if args.search:
+        rows = [bench_search(m, args.problems, args.n, args.rounds, args.step_tokens, args.repeats) for m in args.models]
+        print(f"\nmachine: {machine()}")
+        if args.out:
+            Path(args.out).write_text(json.dumps({"machine": machine(), "search_rows": rows}, indent=2) + "\n")
+        return
     rows = [r for name in args.models for r in run_model(name, args.batches, args.max_new_tokens, args.repeats)]
     print(f"\nmachine: {machine()}\n\n{markdown(rows)}")
     if args.out:

@@ -29,7 +29,10 @@ from reasoner.grading import (
     ("#### 4\nAnswer: 6", "auto", "4"),                                # then ####
     ("so Answer: 6", "auto", "6"),
     ("the value is 1,234 or -5.5", "number", "-5.5"),
-    ("The answer is 42", "auto", None),                                # no fallback by default
+    ("The answer is 42", "auto", "42"),                                # committed in prose
+    ("So, the final answer is 30,000.\nThanks", "auto", "30,000"),
+    ("The answer is 42", "answer", None),                              # the strict style wants "Answer:"
+    ("I think it is 42", "auto", None),                                # no last-number fallback by default
     ("", "auto", None),
 ])
 def test_extract_answer(text, style, expected):

@@ -101,6 +101,9 @@ def test_implicit_step_sums_match_a_plain_forward(dirs):
     cum = [sum(expected[:i + 1]) for i in range(len(expected))]
     assert scorer.score(PROMPTS[:1], STEPS[:1])[0] == pytest.approx([1 / (1 + math.exp(-r)) for r in cum], abs=1e-5)
     assert scorer.score_outcome(PROMPTS[:1], STEPS[:1])[0] == pytest.approx(1 / (1 + math.exp(-sum(expected))), abs=1e-5)
+    # the reading can be chosen at scoring time (scorer.prm.implicit_score) without retraining
+    via_cfg = load_scorer(cfg("implicit", dirs / "implicit", prm=PRMConfig(implicit_score="cumulative")), device="cpu")
+    assert via_cfg.score(PROMPTS[:1], STEPS[:1])[0] == pytest.approx([1 / (1 + math.exp(-r)) for r in cum], abs=1e-5)
 
 
 def test_orm_mode_scores_only_the_end(dirs):

@@ -35,6 +35,18 @@ class Generator(Protocol):
         ...
 
 
+def check_params(params: SamplingParams) -> None:
+    """Reject settings no backend can honour (ValueError: a programming error, not user input)."""
+    if params.n < 1:
+        raise ValueError(f"n must be >= 1, got {params.n}")
+    if params.temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {params.temperature}")
+    if not 0.0 < params.top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {params.top_p}")
+    if params.max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {params.max_new_tokens}")
+
+
 def find_stop(text: str, stops: list[str]) -> tuple[int, str] | None:
     """Position and value of the earliest stop string in `text` (ties: first in `stops`)."""
     best: tuple[int, str] | None = None

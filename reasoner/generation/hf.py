@@ -3,11 +3,14 @@
 Why not `model.generate`: we need exact per-token logprobs of the raw logits (for RL), vLLM
 stop-string semantics, prefix sharing for n > 1, and finished rows leaving the batch. The loop
 is: expand each prompt n times, left-pad, prefill once per distinct prompt, replicate the cache
-rows, then decode one token per step against the KV cache.
+rows, then decode one token per step against the KV cache. With `prefix_cache=True` the K/V of
+finished sequences are kept across calls (`prefix_cache.PrefixStore`), and a prompt that starts
+with a remembered sequence only prefills its new tail (search extends its prompts step by step).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass, field
 
@@ -15,7 +18,9 @@ import torch
 from transformers import DynamicCache
 
 from reasoner.prompts import encode_prompt
-from reasoner.generation.base import Completion, SamplingParams, find_stop
+from reasoner.generation.base import Completion, SamplingParams, check_params, find_stop
+from reasoner.generation.cpu_linear import PackedLinears
+from reasoner.generation.prefix_cache import PrefixStore, weights_fingerprint
 
 try:  # transformers 5: caches are lists of per-layer objects
     from transformers.cache_utils import DynamicLayer
@@ -29,6 +34,8 @@ class _Group:
 
     ids: list[int]
     count: int
+    cached: int = 0  # leading tokens whose K/V come from the prefix store
+    kv: list | None = None  # that store entry's per-layer K/V
 
 
 @dataclass
@@ -50,6 +57,14 @@ class HFGenerator:
     `ignore_eos` keeps decoding past EOS (benchmarks want a fixed token count).
     `preallocate_cache` sizes the KV cache for prompt + max_new_tokens up front instead of
     growing it by concatenation every step.
+    `prefix_cache` keeps the K/V of up to `prefix_cache_tokens` tokens of earlier sequences and
+    reuses them for prompts that start the same way. It assumes the weights only change in
+    place (optimizer steps, load_state_dict: detected, the store is then cleared); call
+    `clear_prefix_cache()` after anything else that changes the model's outputs (e.g. toggling
+    a PEFT adapter).
+    `fast_linear` runs CPU float32/bfloat16 linear layers on oneDNN-packed weights during
+    generation (`cpu_linear`: 1.5-2x faster decode steps than MKL here, one extra copy of the
+    weights); no effect on GPU.
     """
 
     def __init__(
@@ -62,6 +77,9 @@ class HFGenerator:
         compact_fraction: float = 0.125,
         ignore_eos: bool = False,
         preallocate_cache: bool = True,
+        prefix_cache: bool = False,
+        prefix_cache_tokens: int = 16384,
+        fast_linear: bool = True,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -76,12 +94,19 @@ class HFGenerator:
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = _pad_id(tokenizer, self.eos_ids)
         self._logits_to_keep = _accepts_logits_to_keep(model)
+        self._prefix = PrefixStore(prefix_cache_tokens) if prefix_cache else None
+        self._packed = PackedLinears(batch_size) if fast_linear else None
 
     # ------------------------------------------------------------------ public
 
+    def clear_prefix_cache(self) -> None:
+        """Forget every remembered sequence (no-op without a prefix cache)."""
+        if self._prefix is not None:
+            self._prefix.clear()
+
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         """result[i] holds params.n completions of prompts[i], in order."""
-        _check_params(params)
+        check_params(params)
         if not prompts:
             return []
         unique, owners = _dedupe(prompts)
@@ -95,8 +120,10 @@ class HFGenerator:
         rng = self._rng(params.seed)
         was_training = self.model.training  # RL loops call us between optimizer steps
         self.model.eval()
+        self._check_prefix_store()
         try:
-            with torch.inference_mode():
+            packed = self._packed.activate(self.model) if self._packed is not None else contextlib.nullcontext()
+            with torch.inference_mode(), packed:
                 for chunk in self._plan(encoded, [len(o) * params.n for o in owners]):
                     done = iter(self._run_chunk([_Group(encoded[u], c) for u, c in chunk], params, rng))
                     for u, c in chunk:
@@ -110,7 +137,8 @@ class HFGenerator:
     def _plan(self, encoded: list[list[int]], counts: list[int]) -> list[list[tuple[int, int]]]:
         """Chunks of at most batch_size sequences, as (unique prompt, sequences) pairs.
 
-        Longest prompts first so padding stays small and out-of-memory shows up early.
+        Longest prompts first so padding stays small and out-of-memory shows up early. (The
+        order does not depend on the prefix cache, so seeded samples do not either.)
         """
         order = list(range(len(encoded)))
         if self.sort_by_length:
@@ -142,6 +170,8 @@ class HFGenerator:
             return [Completion("", [], [], "length") for _ in seqs]
 
         cache, logits, attn, pos = self._prefill(groups, max_new, device)
+        base = attn.shape[1]  # cache positions before the first generated token
+        prompt_of = [g.ids for g in groups for _ in range(g.count)]  # sequence index -> prompt ids
         tokens = torch.empty(total, max_new, dtype=torch.long, device=device)
         logps = torch.empty(total, max_new, dtype=torch.float32, device=device)
         slots = torch.arange(total, device=device)  # batch row -> sequence index
@@ -160,6 +190,9 @@ class HFGenerator:
                 break
             if len(slot_list) - live >= max(1, int(self.compact_fraction * len(slot_list))):
                 keep = [r for r, s in enumerate(slot_list) if seqs[s].end is None]
+                if self._prefix is not None:
+                    gone = [r for r, s in enumerate(slot_list) if seqs[s].end is not None]
+                    self._remember(cache, attn, base, gone, slot_list, seqs, tokens, prompt_of)
                 keep_t = torch.tensor(keep, device=device)
                 cache.batch_select_indices(keep_t)
                 slots, tok, attn, pos = slots[keep_t], tok[keep_t], attn[keep_t], pos[keep_t]
@@ -177,20 +210,34 @@ class HFGenerator:
         for s in seqs:
             if s.end is None:
                 s.end = max_new - 1
+        if self._prefix is not None:
+            self._remember(cache, attn, base, range(len(slot_list)), slot_list, seqs, tokens, prompt_of)
         return self._completions(seqs, tokens.cpu(), logps.cpu())
 
     def _prefill(self, groups: list[_Group], max_new: int, device):
-        """One forward over the left-padded distinct prompts; rows then replicated per sequence."""
-        width = max(len(g.ids) for g in groups)
+        """One forward over the left-padded distinct prompts; rows then replicated per sequence.
+
+        Prompts with a remembered prefix enter with that prefix's K/V already in the cache
+        (right-aligned in a first block of width `cached`) and only their tails as input, so a
+        row's cache reads [pad | cached prefix | pad | tail]; the attention mask hides the pads.
+        """
+        for g in groups:
+            g.cached, g.kv = self._lookup(g.ids)
+        cached = max(g.cached for g in groups)
+        width = max(len(g.ids) - g.cached for g in groups)
         ids = torch.full((len(groups), width), self.pad_id, dtype=torch.long)
         attn = torch.zeros((len(groups), width), dtype=torch.long)
         for r, g in enumerate(groups):
-            ids[r, width - len(g.ids) :] = torch.tensor(g.ids)
-            attn[r, width - len(g.ids) :] = 1
+            tail = g.ids[g.cached :]
+            ids[r, width - len(tail) :] = torch.tensor(tail)
+            attn[r, width - len(tail) :] = 1
         ids, attn = ids.to(device), attn.to(device)
         # positions count real tokens only, so left padding does not shift RoPE
-        pos = (attn.cumsum(-1) - 1).clamp_(min=0)
-        cache = _new_cache(self.model, width + max_new if self.preallocate_cache else None)
+        offset = torch.tensor([g.cached for g in groups], device=device)
+        pos = (attn.cumsum(-1) - 1).clamp_(min=0) + offset[:, None]
+        cache = _new_cache(self.model, cached + width + max_new if self.preallocate_cache else None)
+        if cached:
+            attn = torch.cat([self._load_prefixes(cache, groups, cached, device), attn], dim=1)
         kwargs = {"logits_to_keep": 1} if self._logits_to_keep else {}
         out = self.model(
             input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True, **kwargs
@@ -204,6 +251,60 @@ class HFGenerator:
             cache.batch_select_indices(rows)
             logits, attn, last_pos = logits[rows], attn[rows], last_pos[rows]
         return cache, logits, attn, last_pos
+
+    # ------------------------------------------------------------ prefix cache
+
+    def _check_prefix_store(self) -> None:
+        """Drop remembered K/V computed with other weights (or when that cannot be told)."""
+        if self._prefix is None:
+            return
+        now = weights_fingerprint(self.model)
+        if now is None or now != self._prefix.fingerprint:
+            self._prefix.clear()
+        self._prefix.fingerprint = now
+
+    def _lookup(self, ids: list[int]) -> tuple[int, list | None]:
+        """(tokens reusable from the store, their K/V); the last prompt token is always
+        recomputed, since its logits start the generation."""
+        if self._prefix is None:
+            return 0, None
+        hit = self._prefix.lookup(ids, limit=len(ids) - 1)
+        if hit is None or hit[1] < 1:
+            return 0, None
+        return hit[1], hit[0]
+
+    def _load_prefixes(self, cache, groups: list[_Group], cached: int, device) -> torch.Tensor:
+        """Write each group's remembered K/V right-aligned into the first `cached` positions of
+        every layer; returns their attention-mask block."""
+        ref = next(g.kv for g in groups if g.cached)
+        mask = torch.zeros((len(groups), cached), dtype=torch.long, device=device)
+        for r, g in enumerate(groups):
+            if g.cached:
+                mask[r, cached - g.cached :] = 1
+        for layer, (k_ref, v_ref) in enumerate(ref):
+            keys = k_ref.new_zeros(len(groups), k_ref.shape[0], cached, k_ref.shape[-1])
+            values = v_ref.new_zeros(len(groups), v_ref.shape[0], cached, v_ref.shape[-1])
+            for r, g in enumerate(groups):
+                if g.cached:
+                    keys[r, :, cached - g.cached :] = g.kv[layer][0][:, : g.cached]
+                    values[r, :, cached - g.cached :] = g.kv[layer][1][:, : g.cached]
+            cache.update(keys, values, layer)
+        return mask
+
+    def _remember(self, cache, attn, base, rows, slot_list, seqs, tokens, prompt_of) -> None:
+        """Store the K/V of finished rows: prompt + generated ids except the last (never fed)."""
+        layers = getattr(cache, "layers", None)
+        if DynamicLayer is None or not layers or not all(isinstance(x, DynamicLayer) for x in layers):
+            return  # sliding-window / hybrid caches: positions are not plain, do not reuse
+        for r in rows:
+            s = slot_list[r]
+            end = seqs[s].end
+            valid = attn[r, : base + end].nonzero().squeeze(1)
+            ids = prompt_of[s] + tokens[s, :end].tolist()
+            if len(ids) != valid.numel():  # pragma: no cover - layout invariant
+                raise RuntimeError(f"prefix cache: {len(ids)} ids but {valid.numel()} cached positions")
+            kv = [(x.keys[r].index_select(1, valid), x.values[r].index_select(1, valid)) for x in layers]
+            self._prefix.add(ids, kv)
 
     def _finish_rows(self, step, tok, eos, slot_list, seqs, stopper) -> int:
         """Mark sequences ended by EOS or a stop string at this step; returns how many ended."""
@@ -448,17 +549,6 @@ def _pad_id(tokenizer, eos_ids: list[int]) -> int:
     if pad is not None:
         return int(pad)
     return eos_ids[0] if eos_ids else 0
-
-
-def _check_params(params: SamplingParams) -> None:
-    if params.n < 1:
-        raise ValueError(f"n must be >= 1, got {params.n}")
-    if params.temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {params.temperature}")
-    if not 0.0 < params.top_p <= 1.0:
-        raise ValueError(f"top_p must be in (0, 1], got {params.top_p}")
-    if params.max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {params.max_new_tokens}")
 
 
 def _dedupe(prompts: list[str]) -> tuple[list[str], list[list[int]]]:

@@ -58,7 +58,7 @@ class PRMSpec:
         spec = cls(kind=prm_cfg.name, head=prm_cfg.head, step_tag=prm_cfg.step_tag,
                    positive_token=prm_cfg.positive_token, negative_token=prm_cfg.negative_token,
                    step_separator=separator, beta=float(prm_cfg.beta),
-                   implicit_score=getattr(prm_cfg, "implicit_score", "step"), label_type=prm_cfg.label_type,
+                   implicit_score=getattr(prm_cfg, "implicit_score", None) or "step", label_type=prm_cfg.label_type,
                    threshold=float(prm_cfg.threshold), base_model=base_model)
         spec.validate("prm")
         return spec
