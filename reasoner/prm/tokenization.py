@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 from reasoner.errors import UserError
 
+CACHE_LIMIT = 100_000  # pieces remembered per scorer (steps repeat a lot across samples)
+
 
 @dataclass
 class TaggedInput:
@@ -48,6 +50,8 @@ def _piece_ids(tokenizer, text: str, cache: dict | None = None) -> list[int]:
         return cache[text]
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     if cache is not None:
+        if len(cache) >= CACHE_LIMIT:  # a long search run sees many distinct steps: stay bounded
+            cache.clear()
         cache[text] = ids
     return ids
 
