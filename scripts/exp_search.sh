@@ -9,7 +9,7 @@
 #   bash scripts/exp_search.sh prm      # the Shepherd PRM used above, if you have none
 #
 # Env: MODEL (runs/gym-sft/final), PRM (runs/search/prm-shepherd-hard/final), OUT (runs/search),
-# PROBLEMS (200), GSM_PROBLEMS (4). Sweeps resume: re-running skips finished cells.
+# PROBLEMS (200), GSM_PROBLEMS (2). Sweeps resume: re-running skips finished cells.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-runs/gym-sft/final}
@@ -44,7 +44,7 @@ gsm8k)
   # The PRM is the gym's (character-level, trained on arithmetic lines): its GSM8K scores carry
   # little signal; this run shows the pipeline working end to end on a real model and dataset.
   nice -n 10 python -m reasoner decode model=smollm2-135m data=gsm8k data.path=../shared/data/gsm8k/test.jsonl \
-      data.limit="${GSM_PROBLEMS:-4}" --sweep n=1,2,4,8 sweep_methods="$METHODS" scorer.kind=prm scorer.path="$PRM" \
+      data.limit="${GSM_PROBLEMS:-2}" --sweep n=1,2,4,8 sweep_methods="$METHODS" scorer.kind=prm scorer.path="$PRM" \
       generation.max_new_tokens=192 generation.batch_size=32 generation.prefix_cache=true run_dir="$OUT/gsm8k-sweep"
   mkdir -p docs/search && cp "$OUT/gsm8k-sweep/sweep.md" docs/search/gsm8k-sweep.md && cp "$OUT/gsm8k-sweep/sweep.png" docs/search/gsm8k-sweep.png
   ;;

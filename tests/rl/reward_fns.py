@@ -18,3 +18,8 @@ def exploding(prompts, completions, **cols):
 
 def wrong_length(prompts, completions, **cols):
     return [0.0]
+
+
+def count_of_sevens(prompts, completions, **cols):
+    """Dense and learnable from scratch: the share of completion characters that are '7'."""
+    return [c.count("7") / max(1, len(c)) for c in completions]

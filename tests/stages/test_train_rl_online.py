@@ -65,6 +65,18 @@ def test_each_algorithm_trains_logs_and_saves(tmp_path, algo, extra):
     assert json.loads((tmp_path / algo / "summary.json").read_text())["rollouts"] == 16
 
 
+@pytest.mark.parametrize("algo", ["grpo", "rloo", "ppo", "prime", "rlep"])
+def test_each_algorithm_raises_a_learnable_reward(tmp_path, algo):
+    """From a random tiny model: a dense custom reward (share of '7's) must climb within 20 steps."""
+    extra = {"prime": ["algo.accuracy_filter=[0.0,1.0]"],
+             "rlep": [f"algo.pool_file={_gold_pool(tmp_path / 'pool.jsonl')}", "algo.replay=1"]}.get(algo, [])
+    recs = _run(tmp_path, algo, f"algo={algo}", "steps=20", "prompts_per_step=4", "generation.n=8",
+                "generation.max_new_tokens=12", "generation.batch_size=32", "batch_size=32", "eval_every=0",
+                "optim.lr=1e-2", "reward.kind=custom", "reward.function=tests.rl.reward_fns:count_of_sevens", *extra)
+    first, last = [r["reward"] for r in recs[:3]], [r["reward"] for r in recs[-3:]]
+    assert sum(last) / 3 > sum(first) / 3 + 0.2, [round(r["reward"], 3) for r in recs]
+
+
 def test_rlep_replays_pooled_answers_beside_fresh_ones(tmp_path):
     pool = _gold_pool(tmp_path / "pool.jsonl")
     recs = _run(tmp_path, "rlep", "algo=rlep", f"algo.pool_file={pool}", "steps=1")
