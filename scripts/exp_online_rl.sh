@@ -105,7 +105,7 @@ def first_reach(xs, means, target):
     return next((x for x, m in zip(xs, means) if m >= target - 1e-9), None)
 
 by = {a: (xs, means, finals) for a, k, means, xs, finals, pi in rows}
-goal = ["", "Goals (from the seed means; one evaluation point = 4 steps = 128 rollouts):", ""]
+goal = ["", "Goals (from the seed means):", ""]
 if "grpo" in by:
     gx, gm, gf = by["grpo"]
     g_final, g_peak = st.mean(gf), max(gm)

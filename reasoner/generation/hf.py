@@ -19,6 +19,7 @@ from transformers import DynamicCache
 
 from reasoner.prompts import encode_prompt
 from reasoner.generation.base import Completion, SamplingParams, check_params, find_stop
+from reasoner.generation import lean_decode
 from reasoner.generation.cpu_linear import PackedLinears
 from reasoner.generation.prefix_cache import PrefixStore, weights_fingerprint
 
@@ -65,6 +66,8 @@ class HFGenerator:
     `fast_linear` runs CPU float32/bfloat16 linear layers on oneDNN-packed weights during
     generation (`cpu_linear`: 1.5-2x faster decode steps than MKL here, one extra copy of the
     weights); no effect on GPU.
+    `lean_decode` runs decode steps of plain Llama/Qwen2 models through `lean_decode` (same
+    modules and maths without the HF forward's per-token overhead) when the cache allows it.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class HFGenerator:
         prefix_cache: bool = False,
         prefix_cache_tokens: int = 16384,
         fast_linear: bool = True,
+        lean_decode: bool = True,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -96,6 +100,7 @@ class HFGenerator:
         self._logits_to_keep = _accepts_logits_to_keep(model)
         self._prefix = PrefixStore(prefix_cache_tokens) if prefix_cache else None
         self._packed = PackedLinears(batch_size) if fast_linear else None
+        self.lean_decode = lean_decode
 
     # ------------------------------------------------------------------ public
 
@@ -179,6 +184,7 @@ class HFGenerator:
         eos = torch.tensor(self.eos_ids or [-1], device=device)
         stopper = _StopChecker(self.tokenizer, params.stop) if params.stop else None
         live = total  # rows in the batch whose sequence is not finished
+        lean = self._lean_step(cache)
 
         for step in range(max_new):
             tok, lp = _sample(logits, params, rng)
@@ -199,20 +205,32 @@ class HFGenerator:
                 slot_list = [slot_list[r] for r in keep]
             attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], dim=1)
             pos = pos + 1
-            out = self.model(
-                input_ids=tok[:, None],
-                attention_mask=attn,
-                position_ids=pos[:, None],
-                past_key_values=cache,
-                use_cache=True,
-            )
-            logits = out.logits[:, -1, :]
+            logits = self._decode(lean, tok, pos, attn, cache)
         for s in seqs:
             if s.end is None:
                 s.end = max_new - 1
         if self._prefix is not None:
             self._remember(cache, attn, base, range(len(slot_list)), slot_list, seqs, tokens, prompt_of)
         return self._completions(seqs, tokens.cpu(), logps.cpu())
+
+    def _decode(self, lean, tok, pos, attn, cache) -> torch.Tensor:
+        """Logits [rows, V] of one new token per row, through the lean step when there is one."""
+        if lean is not None:
+            return lean(tok, pos, attn, cache)
+        out = self.model(
+            input_ids=tok[:, None], attention_mask=attn, position_ids=pos[:, None], past_key_values=cache, use_cache=True
+        )
+        return out.logits[:, -1, :]
+
+    def _lean_step(self, cache):
+        """lean_decode's step for this model, if enabled, supported and the cache is all plain
+        full-attention layers (what it writes to)."""
+        layers = getattr(cache, "layers", None)
+        if not self.lean_decode or DynamicLayer is None or not layers:
+            return None
+        if not all(type(x) in (DynamicLayer, _PreallocatedLayer) for x in layers):
+            return None
+        return lean_decode.step_fn(self.model)
 
     def _prefill(self, groups: list[_Group], max_new: int, device):
         """One forward over the left-padded distinct prompts; rows then replicated per sequence.

@@ -30,6 +30,7 @@ from reasoner.prompts import encode_prompt
 
 INSTALL_HINT = "install the vllm extra: pip install 'reasoner[vllm]' (GPU) or run scripts/vllm_env.sh (CPU build)"
 CPU_KV_CACHE_BYTES = 1 << 30  # vLLM's CPU default reserves 92% of RAM; 1 GiB holds ~23k SmolLM2 tokens
+CPU_MIN_BATCHED_TOKENS = 8192  # tokens per engine step on CPU when prefills are not chunked
 
 
 def import_vllm():
@@ -85,6 +86,13 @@ class VLLMGenerator:
             kwargs["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
         if max_model_len is not None:
             kwargs["max_model_len"] = int(max_model_len)
+        if on_cpu and "enable_chunked_prefill" not in kwargs:
+            # A chunked prefill rewinds the request's seeded torch.Generator, which CPU
+            # generators cannot do ("CPU Generator does not use offset"): seeded calls larger
+            # than one step's token budget would crash. Whole prefills need a budget >= the context.
+            kwargs["enable_chunked_prefill"] = False
+            context = int(max_model_len or _max_positions(model_dir) or 0)
+            kwargs.setdefault("max_num_batched_tokens", max(CPU_MIN_BATCHED_TOKENS, context))
         if in_process:
             kwargs.setdefault("distributed_executor_backend", "uni")
         with _env("VLLM_ENABLE_V1_MULTIPROCESSING", "0" if in_process else None):
@@ -220,6 +228,17 @@ def _on_cpu() -> bool:
     from vllm.platforms import current_platform
 
     return current_platform.is_cpu()
+
+
+def _max_positions(model_dir: str) -> int | None:
+    """The model's context length from its config.json (None when it does not say)."""
+    import json
+
+    with open(os.path.join(model_dir, "config.json")) as fh:
+        conf = json.load(fh)
+    conf = conf.get("text_config", conf)
+    value = conf.get("max_position_embeddings")
+    return int(value) if value else None
 
 
 def _check_cpu_head_size(model_dir: str) -> None:

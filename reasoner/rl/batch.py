@@ -72,12 +72,68 @@ def _accepts(model, name: str) -> bool:
 
 def response_logits(model, batch: RolloutBatch) -> torch.Tensor:
     """Logits predicting each response token: [B, T, V] (only the last T+1 columns are projected)."""
+    shared = _shared_prompts(model, batch)
+    if shared is not None:
+        return _prefix_shared_logits(model, batch, *shared)
+    return _full_logits(model, batch)
+
+
+def _full_logits(model, batch: RolloutBatch) -> torch.Tensor:
+    """One pass over every row's [prompt | response]."""
     T = batch.response_mask.size(1)
     kwargs = {"logits_to_keep": T + 1} if _accepts(model, "logits_to_keep") else {}
     out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
                 use_cache=False, **kwargs)
     logits = out.logits
     return logits[:, -(T + 1):-1]
+
+
+def _shared_prompts(model, batch: RolloutBatch):
+    """(first row of each distinct prompt, row -> its distinct prompt), or None when running
+    each distinct prompt once would not save at least one token per row (or cannot be done)."""
+    B, P = batch.input_ids.shape[0], batch.prompt_width
+    if B < 2 or P < 2 or not _can_share_prefix(model):
+        return None
+    key = torch.cat([batch.input_ids[:, :P], batch.attention_mask[:, :P]], dim=1)
+    _, inverse = torch.unique(key, dim=0, return_inverse=True)
+    distinct = int(inverse.max()) + 1
+    if (B - distinct) * P < B:
+        return None
+    rows = torch.arange(B, device=inverse.device)
+    first = torch.full((distinct,), B, dtype=torch.long, device=inverse.device).scatter_reduce_(0, inverse, rows, "amin")
+    return first, inverse
+
+
+def _can_share_prefix(model) -> bool:
+    """The model must take a KV cache and keep it: HF drops the cache of activation-checkpointed
+    layers whenever they are in training mode (no_grad passes included)."""
+    if not (_accepts(model, "past_key_values") and _accepts(model, "logits_to_keep")):
+        return False
+    return not (model.training and any(getattr(m, "gradient_checkpointing", False) for m in model.modules()))
+
+
+def _prefix_shared_logits(model, batch: RolloutBatch, first: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """`response_logits` with each distinct prompt run once (a GRPO group shares one): its keys
+    and values are fanned out to the rows that share it and only the responses run per row.
+    Same logits, and the gradients of the shared prompt sum back through the fan-out, so the
+    result is that of the full pass with G-1 of every G prompt forwards/backwards saved."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    P, T = batch.prompt_width, batch.response_mask.size(1)
+    cache = DynamicCache(config=model.config)
+    if any(type(layer) is not DynamicLayer for layer in getattr(cache, "layers", [None])):
+        return _full_logits(model, batch)  # sliding / hybrid layers: keep the plain pass
+    out = model(input_ids=batch.input_ids[first, :P], attention_mask=batch.attention_mask[first, :P],
+                position_ids=batch.position_ids[first, :P], past_key_values=cache, use_cache=True, logits_to_keep=1)
+    cache = out.past_key_values
+    cache.batch_select_indices(inverse)
+    head = out.logits[:, -1:][inverse]  # the last prompt column predicts the first response token
+    if T == 1:
+        return head
+    out = model(input_ids=batch.input_ids[:, P:P + T - 1], attention_mask=batch.attention_mask[:, :P + T - 1],
+                position_ids=batch.position_ids[:, P:P + T - 1], past_key_values=cache, use_cache=True)
+    return torch.cat([head, out.logits], dim=1)
 
 
 def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -324,3 +324,50 @@ def test_top_p_widens_past_the_first_candidates():
     logits = torch.zeros(20000, 2000)  # flat: the nucleus of 0.5 is 1000 tokens, more than a first top-k
     tok, _ = _sample(logits, SamplingParams(temperature=1.0, top_p=0.49975), torch.Generator().manual_seed(0))
     assert 900 < len(torch.unique(tok)) <= 1000
+
+
+def _all(result):
+    return [c for r in result for c in r]
+
+
+@pytest.mark.parametrize("arch,fuse", [("llama", True), ("llama", False), ("qwen2", True)])
+def test_lean_decode_matches_the_hf_forward(tokenizer, arch, fuse, monkeypatch):
+    """Same tokens and logprobs with stop strings, EOS and rows leaving the batch (GQA, padding),
+    with small layers' projections fused or not."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    from reasoner.generation import lean_decode
+
+    if not fuse:
+        monkeypatch.setattr(lean_decode, "FUSE_MAX_ELEMENTS", 0)
+
+    config_cls, model_cls = (LlamaConfig, LlamaForCausalLM) if arch == "llama" else (Qwen2Config, Qwen2ForCausalLM)
+    torch.manual_seed(3)
+    model = model_cls(config_cls(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2, pad_token_id=0, bos_token_id=1,
+                                 eos_token_id=2)).eval()
+    assert lean_decode.step_fn(model) is not None
+    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=16, stop=["+"], seed=4)
+    lean = _all(HFGenerator(model, tokenizer, batch_size=8).generate(PROMPTS, params))
+    stock = _all(HFGenerator(model, tokenizer, batch_size=8, lean_decode=False).generate(PROMPTS, params))
+    assert [c.token_ids for c in lean] == [c.token_ids for c in stock]
+    assert [c.finish_reason for c in lean] == [c.finish_reason for c in stock]
+    assert {c.finish_reason for c in lean} == {"stop", "length"}
+    for a, b in zip(lean, stock):
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+
+
+def test_lean_decode_declines_what_it_does_not_reproduce(model):
+    from reasoner.generation import lean_decode
+
+    assert lean_decode.step_fn(model) is not None
+    handle = model.model.layers[0].mlp.register_forward_hook(lambda *a: None)
+    try:
+        assert lean_decode.step_fn(model) is None  # the hook would be skipped
+    finally:
+        handle.remove()
+    model.config.hidden_act = "gelu"
+    try:
+        assert lean_decode.step_fn(model) is None
+    finally:
+        model.config.hidden_act = "silu"

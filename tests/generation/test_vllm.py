@@ -162,6 +162,15 @@ def test_edge_cases(vgen):
     assert len(long.token_ids) <= 256 - 251 and long.finish_reason == "length"
 
 
+def test_seeded_call_larger_than_one_engine_step(vgen):
+    """More prompt tokens than one engine step takes: on CPU vLLM would chunk the prefill and
+    rewind a seeded CPU generator, which crashes; VLLMGenerator turns chunking off there."""
+    prompts = [f"{i}+" + "1" * 200 for i in range(48)]  # ~9.7k prompt tokens
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=4, seed=3)
+    first, again = vgen.generate(prompts, params), vgen.generate(prompts, params)
+    assert [[c.token_ids for c in r] for r in first] == [[c.token_ids for c in r] for r in again]
+
+
 def test_factory_exports_in_memory_model(model_a, tokenizer, vgen):
     """build_generator with no model_dir saves the model to a temporary directory for vLLM."""
     from reasoner.config import GenerationConfig
@@ -184,3 +193,21 @@ def test_unsupported_cpu_head_size_is_a_user_error(tokenizer, tmp_path):
     path = save_model(tiny_llama(tokenizer, hidden=32, heads=2), tokenizer, tmp_path / "head16")
     with pytest.raises(UserError, match="head size 16"):
         VLLMGenerator(path, tokenizer)
+
+
+def test_collect_with_shepherd_labels_runs_on_vllm(vgen, tmp_path):
+    """`reasoner collect generation.backend=vllm` end to end on the gym, rollouts included (its
+    own engine; last in the module, as closing an engine tears down vLLM's process-wide state)."""
+    import json
+
+    from reasoner import config
+    from reasoner.stages.collect import run
+
+    cfg = config.load("collect", [f"model.name_or_path={vgen.model_dir}", "model.chat_template=none", "data.num_problems=4", "generation.n=4",
+                                  "generation.max_new_tokens=48", "labels=shepherd", "labels.rollouts=2", "generation.backend=vllm",
+                                  "generation.vllm.enforce_eager=true", f"run_dir={tmp_path / 'run'}"])
+    run(cfg)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    rows = [json.loads(line) for line in (tmp_path / "run" / "trajectories.jsonl").read_text().splitlines()]
+    assert summary["problems"] == 4 and summary["samples"] == 16 and len(rows) == 16
+    assert summary["rollouts"] > 0 and len({r["id"] for r in rows}) == 16

@@ -69,3 +69,49 @@ def test_response_values_shape_and_zero_init():
     batch = build_batch([[1, 2, 3], [4]], [[5, 6], [7]], pad_id=0)
     v = response_values(critic, batch)
     assert v.shape == (2, 2) and torch.count_nonzero(v) == 0
+
+
+def _grouped_batch(tok):
+    prompts = [tok("Compute: 1 + 2")["input_ids"]] * 3 + [tok("Compute: (3 * 4) - 5")["input_ids"]] * 2
+    comps = [tok(t, add_special_tokens=False)["input_ids"] for t in ("1 + 2 = 3", "3", "12 -", "7\nAnswer: 7", "")]
+    return build_batch(prompts, comps, pad_id=tok.pad_token_id)
+
+
+def _logits_and_grads(model, fn, batch):
+    model.zero_grad(set_to_none=True)
+    logits = fn(model, batch)
+    (torch.log_softmax(logits.float(), -1)[..., 5] * batch.response_mask).sum().backward()
+    return logits.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+def test_shared_prompt_pass_equals_the_full_pass():
+    """A group's prompt runs once; logits and gradients are those of the one-pass layout."""
+    from reasoner.rl.batch import _full_logits, _shared_prompts, response_logits
+
+    model, tok = _model()
+    model.train()
+    batch = _grouped_batch(tok)
+    first, inverse = _shared_prompts(model, batch)
+    assert first.tolist() == sorted(first.tolist()) and len(first) == 2 and inverse.tolist()[:3] == [inverse[0]] * 3
+    shared, g_shared = _logits_and_grads(model, response_logits, batch)
+    full, g_full = _logits_and_grads(model, _full_logits, batch)
+    m = batch.response_mask.bool()
+    torch.testing.assert_close(shared[m], full[m], atol=1e-5, rtol=1e-5)
+    for a, b in zip(g_shared, g_full):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_distinct_prompts_or_checkpointing_take_the_full_pass():
+    from reasoner.rl.batch import _shared_prompts
+
+    model, tok = _model()
+    batch = _grouped_batch(tok)
+    assert _shared_prompts(model, batch.rows(torch.tensor([0, 3]))) is None  # nothing shared
+    model.train()
+    model.activation_checkpointing_enable()
+    try:
+        assert _shared_prompts(model, batch) is None
+        with torch.no_grad():  # checkpointed layers drop the cache in training mode even here
+            assert _shared_prompts(model, batch) is None
+    finally:
+        model.activation_checkpointing_disable()
