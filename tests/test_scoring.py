@@ -151,3 +151,51 @@ def test_load_errors(dirs, tmp_path):
     (tmp_path / "broken" / "prm.json").write_text('{"kind": "discriminative", "colour": 1}')
     with pytest.raises(UserError, match="field 'colour'"):
         load_scorer(cfg("prm", tmp_path / "broken"))
+
+
+def _full_pass(scorer, prompts, steps):
+    with torch.inference_mode():
+        return scorer._score_full(prompts, steps)
+
+
+def test_cached_paths_score_like_full_passes(dirs):
+    """Search scores each child as its parent + one step: the path cache runs only the new
+    step on the parent's K/V, and must give the full pass's scores (also for batches that mix
+    hits, misses, duplicates and a solution too long for the context)."""
+    scorer = load_scorer(cfg("prm", dirs / "prm", batch_size=2), device="cpu")
+    for k in range(1, 5):
+        rows = [s[:k] for s in STEPS]
+        got = scorer.score(PROMPTS, rows)
+        for a, b in zip(got, _full_pass(scorer, PROMPTS, rows)):
+            assert a == pytest.approx(b, abs=1e-5)
+    long_prompt = "Compute: " + " + ".join(["1"] * 60) + "\n"
+    prompts = PROMPTS + PROMPTS[:1] + [long_prompt, PROMPTS[1]]
+    steps = STEPS + [STEPS[0][:1] + ["5 * 4 = 21"], STEPS[0], ["7 - 1 = 5", "Answer: 5"]]
+    got = scorer.score(prompts, steps)
+    for a, b in zip(got, _full_pass(scorer, prompts, steps)):
+        assert a == pytest.approx(b, abs=1e-5)
+    assert scorer.score(["Compute: 1 + 1\n"], [[]]) == [[]]
+
+
+def test_path_cache_forgets_when_the_weights_change(dirs):
+    scorer = load_scorer(cfg("prm", dirs / "prm"), device="cpu")
+    before = scorer.score(PROMPTS, STEPS)
+    with torch.no_grad():
+        scorer.model.model.norm.weight.mul_(3.0)  # in place, like an optimizer step
+    after = scorer.score(PROMPTS, [s[:2] for s in STEPS])
+    for a, b in zip(after, _full_pass(scorer, PROMPTS, [s[:2] for s in STEPS])):
+        assert a == pytest.approx(b, abs=1e-5)
+    assert any(abs(a[0] - b[0]) > 1e-4 for a, b in zip(before, after))
+
+
+def test_path_cache_off_and_bounded(dirs):
+    from reasoner.prm.model import load_prm
+    from reasoner.scoring import DiscriminativeScorer
+
+    loaded = load_prm(dirs / "prm", "cpu")
+    off = DiscriminativeScorer(loaded.model, loaded.tokenizer, loaded.spec, kv_cache_bytes=0)
+    small = DiscriminativeScorer(loaded.model, loaded.tokenizer, loaded.spec, kv_cache_bytes=4096)
+    a, b = off.score(PROMPTS, STEPS), small.score(PROMPTS, STEPS)
+    for x, y in zip(a, b):
+        assert x == pytest.approx(y, abs=1e-5)
+    assert off._paths is None and small._paths.bytes <= 4096

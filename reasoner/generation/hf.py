@@ -101,6 +101,7 @@ class HFGenerator:
         self._prefix = PrefixStore(prefix_cache_tokens) if prefix_cache else None
         self._packed = PackedLinears(batch_size) if fast_linear else None
         self.lean_decode = lean_decode
+        self._stop_memo: dict[tuple[str, ...], dict] = {}  # stops -> _StopChecker verdicts per id window
 
     # ------------------------------------------------------------------ public
 
@@ -182,7 +183,9 @@ class HFGenerator:
         slots = torch.arange(total, device=device)  # batch row -> sequence index
         slot_list = list(range(total))
         eos = torch.tensor(self.eos_ids or [-1], device=device)
-        stopper = _StopChecker(self.tokenizer, params.stop) if params.stop else None
+        stopper = None
+        if params.stop:
+            stopper = _StopChecker(self.tokenizer, params.stop, self._stop_memo.setdefault(tuple(params.stop), {}))
         live = total  # rows in the batch whose sequence is not finished
         lean = self._lean_step(cache)
 
@@ -256,12 +259,16 @@ class HFGenerator:
         cache = _new_cache(self.model, cached + width + max_new if self.preallocate_cache else None)
         if cached:
             attn = torch.cat([self._load_prefixes(cache, groups, cached, device), attn], dim=1)
-        kwargs = {"logits_to_keep": 1} if self._logits_to_keep else {}
-        out = self.model(
-            input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True, **kwargs
-        )
-        cache = out.past_key_values if out.past_key_values is not None else cache
-        logits = out.logits[:, -1, :]
+        lean = self._lean_step(cache) if cached and width == 1 else None
+        if lean is not None:  # each prompt is one token past its remembered prefix: a decode step
+            logits = lean(ids[:, 0], pos[:, 0], attn, cache)
+        else:
+            kwargs = {"logits_to_keep": 1} if self._logits_to_keep else {}
+            out = self.model(
+                input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True, **kwargs
+            )
+            cache = out.past_key_values if out.past_key_values is not None else cache
+            logits = out.logits[:, -1, :]
         last_pos = pos[:, -1]
         counts = [g.count for g in groups]
         if any(c != 1 for c in counts):
@@ -371,13 +378,18 @@ class _StopChecker:
 
     A stop string of b UTF-8 bytes overlaps at most b tokens (each token adds >= 1 byte), so
     decoding the last b + 2 tokens is enough; a hit is confirmed on the full text, which is what
-    gets cut, so the tail is only a cheap filter.
+    gets cut, so the tail is only a cheap filter. Its verdict per window of ids is remembered
+    in `memo` (shared across calls with the same stops): search decodes a few tokens per
+    sequence per call, and the same windows come back again and again.
     """
 
-    def __init__(self, tokenizer, stops: list[str]):
+    MEMO_LIMIT = 100_000
+
+    def __init__(self, tokenizer, stops: list[str], memo: dict | None = None):
         self.tokenizer = tokenizer
         self.stops = [s for s in stops if s]
         self.window = max(len(s.encode("utf-8")) for s in self.stops) + 2 if self.stops else 0
+        self.memo = {} if memo is None else memo
 
     def check(self, step: int, toks: list[int], slot_list: list[int], seqs: list[_Seq]) -> int:
         rows = []
@@ -389,17 +401,28 @@ class _StopChecker:
                 rows.append(s)
         if not rows or not self.stops:
             return 0
-        tails = self.tokenizer.batch_decode([s.hist[-self.window :] for s in rows], skip_special_tokens=True)
-        ended = 0
-        for s, tail in zip(rows, tails):
-            if find_stop(tail, self.stops) is None:
-                continue
-            full = self.tokenizer.decode(s.hist, skip_special_tokens=True)
+        windows = [tuple(s.hist[-self.window :]) for s in rows]
+        if len(self.memo) > self.MEMO_LIMIT:  # stay bounded over a long run
+            self.memo.clear()
+        self._judge([w for w in dict.fromkeys(windows) if w not in self.memo])
+        rows = [s for s, w in zip(rows, windows) if self.memo[w]]
+        if not rows:
+            return 0
+        ended = 0  # confirm on the full texts, decoded in one call (search ends many rows per step)
+        for s, full in zip(rows, self.tokenizer.batch_decode([s.hist for s in rows], skip_special_tokens=True)):
             hit = find_stop(full, self.stops)
             if hit is not None:
                 s.end, s.finish_reason, s.stop_reason, s.text = step, "stop", hit[1], full[: hit[0]]
                 ended += 1
         return ended
+
+    def _judge(self, windows: list[tuple[int, ...]]) -> None:
+        """Decode unseen windows (one call) and remember whether each holds a stop string."""
+        if not windows:
+            return
+        tails = self.tokenizer.batch_decode([list(w) for w in windows], skip_special_tokens=True)
+        for w, tail in zip(windows, tails):
+            self.memo[w] = find_stop(tail, self.stops) is not None
 
 
 def _sample(logits: torch.Tensor, params: SamplingParams, rng) -> tuple[torch.Tensor, torch.Tensor]:
@@ -508,8 +531,17 @@ if DynamicLayer is not None:
 
         def batch_select_indices(self, indices) -> None:
             if self.is_initialized:
-                self._k, self._v = self._k[indices], self._v[indices]
+                self._k, self._v = self._select(self._k, indices), self._select(self._v, indices)
                 self._refresh()
+
+        def _select(self, buf: torch.Tensor, indices) -> torch.Tensor:
+            """Rows `indices` of a buffer, copying only the filled slots (search's step calls
+            size the buffers for the whole token budget but fill a fraction of them)."""
+            if not (isinstance(indices, torch.Tensor) and indices.dim() == 1 and indices.dtype == torch.long):
+                return buf[indices]
+            out = buf.new_empty(indices.shape[0], *buf.shape[1:])
+            torch.index_select(buf[:, :, : self.length], 0, indices, out=out[:, :, : self.length])
+            return out
 
         def reorder_cache(self, beam_idx) -> None:
             self.batch_select_indices(beam_idx.to(self.device) if self.is_initialized else beam_idx)

@@ -90,6 +90,22 @@ def encode_tagged(tokenizer, prompt: str, steps: list[str], step_tag: str, separ
     return TaggedInput(ids, positions)
 
 
+def tagged_step_ids(tokenizer, step: str, step_tag: str, separator: str, first: bool,
+                    cache: dict | None = None) -> list[int]:
+    """The ids `encode_tagged` appends for one step ([separator +] step + tag), so a scorer can
+    extend an already encoded prefix by one step and get exactly the same sequence."""
+    tag_ids = _piece_ids(tokenizer, step_tag, cache)
+    if not tag_ids:
+        raise UserError(f"prm.step_tag {step_tag!r} encodes to no tokens")
+    sep_ids = _piece_ids(tokenizer, separator, cache) if separator and not first else []
+    return sep_ids + _piece_ids(tokenizer, step, cache) + tag_ids
+
+
+def prompt_ids(tokenizer, prompt: str) -> list[int]:
+    """The prompt's ids as every PRM input starts (`prompts.encode_prompt`, never empty)."""
+    return list(_prompt_ids(tokenizer, prompt))
+
+
 def encode_spans(tokenizer, prompt: str, steps: list[str], separator: str,
                  max_length: int | None = None, cache: dict | None = None) -> SpanInput:
     """Token ids of prompt + separator-joined steps, and each step's token span.

@@ -121,3 +121,33 @@ def test_common_prefix_len():
     assert common_prefix_len((2,), (1,)) == 0
     a = tuple(range(1000))
     assert common_prefix_len(a, a[:637] + (-1,)) == 637
+
+
+def test_bucketed_store_matches_a_full_scan():
+    """Lookups go through the first-BUCKET-tokens index; the answer (entry and length, ties to
+    the least recently used) must be what comparing with every entry gives."""
+    import random
+
+    from reasoner.generation.prefix_cache import BUCKET
+
+    rng = random.Random(0)
+    store = PrefixStore(max_tokens=2000)
+    kv = lambda n: [(torch.zeros(1, n, 1), torch.zeros(1, n, 1))]  # noqa: E731
+    stems = [[rng.randint(0, 3) for _ in range(rng.randint(1, BUCKET + 4))] for _ in range(6)]
+    for _ in range(400):
+        ids = rng.choice(stems) + [rng.randint(0, 3) for _ in range(rng.randint(0, 12))]
+        if rng.random() < 0.5:
+            store.add(ids, kv(len(ids)))
+            keys = list(store._entries)
+            assert not any(a != b and b[:len(a)] == a for a in keys for b in keys)  # no entry prefixes another
+            assert store.tokens == sum(map(len, keys)) <= 2000
+            continue
+        best, best_len = None, 0
+        for entry in store._entries:
+            n = common_prefix_len(entry, tuple(ids))
+            if n > best_len:
+                best, best_len = entry, n
+        hit = store.lookup(ids, limit=len(ids))
+        assert (hit is None) == (best is None)
+        if hit is not None:
+            assert hit[1] == best_len and next(reversed(store._entries)) == best

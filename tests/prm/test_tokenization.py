@@ -100,3 +100,14 @@ def test_scoring_reads_where_training_trains(tmp_path):
     two = torch.stack([logits[:, plus], logits[:, minus]], dim=-1)
     expected = torch.nn.functional.cross_entropy(two[[5, 10]], torch.tensor([0, 1]))  # '+' is class 0
     assert float(loss.detach()) == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_step_by_step_ids_rebuild_encode_tagged(tok):
+    """A scorer extending a cached prefix one step at a time must see encode_tagged's sequence."""
+    from reasoner.prm.tokenization import prompt_ids, tagged_step_ids
+
+    steps = ["2 + 3 = 5", "5 * 4 = 20", "Answer: 20"]
+    ids = prompt_ids(tok, "Compute: (2 + 3) * 4\n")
+    for i, step in enumerate(steps):
+        ids += tagged_step_ids(tok, step, " ки", "\n", first=i == 0)
+    assert ids == encode_tagged(tok, "Compute: (2 + 3) * 4\n", steps, " ки", "\n").input_ids
