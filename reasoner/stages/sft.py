@@ -77,7 +77,7 @@ def run(cfg) -> Path:
     from reasoner.models import load_policy, save_model
     from reasoner.utils import checkpoint as ckpt
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
-    from reasoner.utils.train import MetricsLog, build_optimizer, build_scheduler, epoch_order, pad_batch
+    from reasoner.utils.train import TrainState, epoch_order, pad_batch
 
     if cfg.batch_size < 1 or cfg.grad_accum < 1:
         raise UserError("config: batch_size and grad_accum must be >= 1")
@@ -87,22 +87,9 @@ def run(cfg) -> Path:
     encoded = [tokenize_example(tokenizer, ex, cfg.max_length) for ex in examples]
     run_dir = prepare_run_dir(cfg, "train-sft")
 
-    per_step = cfg.batch_size * cfg.grad_accum
-    steps_per_epoch = max(1, len(encoded) // per_step)
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    optimizer = build_optimizer(model.parameters(), cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas)
-    scheduler = build_scheduler(optimizer, cfg.optim.schedule, cfg.optim.warmup_steps, total_steps)
-
-    step = 0
-    ckpt_root = run_dir / "checkpoints"
-    existing = ckpt.list_checkpoints(ckpt_root) if cfg.resume else []
-    if existing:
-        state = ckpt.load_checkpoint(existing[-1], {"policy": model})
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
-        log(f"resumed from {existing[-1]} (step {step}/{total_steps})")
-    metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=step)
+    plan = TrainState(cfg, model, len(encoded), run_dir, "policy", log)
+    per_step, steps_per_epoch, total_steps = plan.per_step, plan.steps_per_epoch, plan.total_steps
+    optimizer, scheduler, step, metrics, ckpt_root = plan.optimizer, plan.scheduler, plan.step, plan.metrics, plan.ckpt_root
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 

@@ -119,7 +119,7 @@ def run(cfg) -> Path:
     from reasoner.tasks import get_task
     from reasoner.utils import checkpoint as ckpt
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
-    from reasoner.utils.train import MetricsLog, build_optimizer, build_scheduler, epoch_order
+    from reasoner.utils.train import TrainState, epoch_order
 
     validate(cfg)
     task = get_task(cfg.data.name)
@@ -144,22 +144,9 @@ def run(cfg) -> Path:
         raise UserError(f"{cfg.train_file}: no example has a trainable step (all unlabelled, empty or cut by max_length)")
     run_dir = prepare_run_dir(cfg, "train-prm")
 
-    per_step = cfg.batch_size * cfg.grad_accum
-    steps_per_epoch = max(1, len(items) // per_step)
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    optimizer = build_optimizer(model.parameters(), cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas)
-    scheduler = build_scheduler(optimizer, cfg.optim.schedule, cfg.optim.warmup_steps, total_steps)
-
-    step = 0
-    ckpt_root = run_dir / "checkpoints"
-    existing = ckpt.list_checkpoints(ckpt_root) if cfg.resume else []
-    if existing:
-        state = ckpt.load_checkpoint(existing[-1], {"prm": model})
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
-        log(f"resumed from {existing[-1]} (step {step}/{total_steps})")
-    metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=step)
+    plan = TrainState(cfg, model, len(items), run_dir, "prm", log)
+    per_step, steps_per_epoch, total_steps = plan.per_step, plan.steps_per_epoch, plan.total_steps
+    optimizer, scheduler, step, metrics, ckpt_root = plan.optimizer, plan.scheduler, plan.step, plan.metrics, plan.ckpt_root
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     n_lab = sum(len(it.targets) for it in items)

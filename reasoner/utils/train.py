@@ -79,3 +79,28 @@ class MetricsLog:
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
+
+
+class TrainState:
+    """What a supervised training loop (train-sft, train-prm) starts from: the step plan, the
+    optimiser and scheduler, and — when the run directory holds checkpoints and resume is on —
+    the state of the last one, so a rerun continues exactly where a crash left it."""
+
+    def __init__(self, cfg, model, n_items: int, run_dir: Path, model_key: str, log):
+        from reasoner.utils import checkpoint as ckpt
+
+        self.per_step = cfg.batch_size * cfg.grad_accum
+        self.steps_per_epoch = max(1, n_items // self.per_step)
+        self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
+        self.optimizer = build_optimizer(model.parameters(), cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim.schedule, cfg.optim.warmup_steps, self.total_steps)
+        self.step = 0
+        self.ckpt_root = run_dir / "checkpoints"
+        existing = ckpt.list_checkpoints(self.ckpt_root) if cfg.resume else []
+        if existing:
+            state = ckpt.load_checkpoint(existing[-1], {model_key: model})
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.step = state["step"]
+            log(f"resumed from {existing[-1]} (step {self.step}/{self.total_steps})")
+        self.metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=self.step)
