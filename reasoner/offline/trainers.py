@@ -97,13 +97,7 @@ class RFTTrainer:
 
     def update(self, items) -> dict:
         batch = _to(collate(items, self.pad_id), _device(self.policy))
-        loss, m = obj.rft_loss(self.policy, batch)
-        _finite("RFT loss", loss)
-        loss.backward()
-        m["grad_norm"] = self.opts["policy"].step()
-        m["loss"] = float(loss.detach())
-        m["lr"] = self.opts["policy"].scheduler.get_last_lr()[0]
-        return m
+        return _policy_step("RFT loss", *obj.rft_loss(self.policy, batch), self.opts["policy"])
 
     optim_state = OREOTrainer.optim_state
     load_optim_state = OREOTrainer.load_optim_state
@@ -121,13 +115,18 @@ class DPOTrainer:
         dev = _device(self.policy)
         chosen = _to(collate([c for c, _ in items], self.pad_id), dev)
         rejected = _to(collate([r for _, r in items], self.pad_id), dev)
-        loss, m = obj.dpo_losses(self.policy, self.reference, chosen, rejected, self.beta)
-        _finite("DPO loss", loss)
-        loss.backward()
-        m["grad_norm"] = self.opts["policy"].step()
-        m["loss"] = float(loss.detach())
-        m["lr"] = self.opts["policy"].scheduler.get_last_lr()[0]
-        return m
+        return _policy_step("DPO loss", *obj.dpo_losses(self.policy, self.reference, chosen, rejected, self.beta),
+                            self.opts["policy"])
 
     optim_state = OREOTrainer.optim_state
     load_optim_state = OREOTrainer.load_optim_state
+
+
+def _policy_step(what: str, loss, metrics: dict, opt) -> dict:
+    """Backward + one optimiser step of a single-model objective (RFT, DPO); its metrics."""
+    _finite(what, loss)
+    loss.backward()
+    metrics["grad_norm"] = opt.step()
+    metrics["loss"] = float(loss.detach())
+    metrics["lr"] = opt.scheduler.get_last_lr()[0]
+    return metrics
