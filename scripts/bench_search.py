@@ -61,7 +61,16 @@ def untrained_value_scorer(cfg, generator):
     return ValueScorer(value, generator.tokenizer, "\n", batch_size=cfg.scorer.batch_size)
 
 
-def bench(overrides: list[str], widths: list[int], beam_width: int, temperature: float, repeats: int) -> list[dict]:
+def forget(generator, scorer) -> None:
+    """Empty the generator's prefix cache and the PRM's K/V store, so a timed run pays for every
+    prefill a first visit to these problems would (repeats would otherwise hit earlier runs' caches)."""
+    for cache in (getattr(generator, "_prefix", None), getattr(scorer, "_paths", None)):
+        if cache is not None:
+            cache.clear()
+
+
+def bench(overrides: list[str], widths: list[int], beam_width: int, temperature: float, repeats: int,
+          warm: bool = False) -> list[dict]:
     cfg = config.load("decode", overrides)
     problems, prompts, generator, scorer, task, _ = _setup(cfg)
     if scorer is None:
@@ -71,6 +80,8 @@ def bench(overrides: list[str], widths: list[int], beam_width: int, temperature:
         params = resolve_params("beam", {"width": min(beam_width, w), "temperature": temperature}, cfg.generation, cfg.scorer)
         best: dict[str, dict] = {}
         for rep in range(repeats):
+            if not warm:
+                forget(generator, scorer)
             t = time.perf_counter()
             outs = generator.generate(prompts, SamplingParams(n=w, temperature=temperature, top_p=params["top_p"],
                                                               max_new_tokens=params["max_new_tokens"], seed=rep))
@@ -78,6 +89,8 @@ def bench(overrides: list[str], widths: list[int], beam_width: int, temperature:
             toks = sum(len(c.token_ids) for o in outs for c in o)
             if "sample" not in best or toks / wall > best["sample"]["tok_s"]:
                 best["sample"] = {"tokens": toks, "wall_s": wall, "tok_s": toks / wall}
+            if not warm:
+                forget(generator, scorer)
             gen, sc = Timed(generator, "generate"), Timed(scorer, "score")
             t = time.perf_counter()
             results = SEARCH_METHODS["beam"](prompts, gen, sc, {**params, "seed": rep}, task, w)
@@ -113,6 +126,7 @@ def main() -> None:
     ap.add_argument("--prm", default=None, help="a PRM directory (scorer.kind=prm); default: untrained value head")
     ap.add_argument("--repeats", type=int, default=2, help="fastest of this many runs per cell")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--warm", action="store_true", help="keep caches between timed runs (default: emptied before each)")
     ap.add_argument("--out", default=None)
     ap.add_argument("overrides", nargs="*", help="extra decode config overrides")
     args = ap.parse_args()
@@ -125,7 +139,7 @@ def main() -> None:
     overrides = model + data + [f"data.limit={args.problems}", f"data.num_problems={args.problems}", "data.split=test",
                                 f"generation.max_new_tokens={args.max_new_tokens}", f"generation.batch_size={args.batch_size}",
                                 "model.device=cpu"] + (["scorer.kind=prm", f"scorer.path={args.prm}"] if args.prm else [])
-    rows = bench(overrides + args.overrides, args.widths, args.beam_width, args.temperature, args.repeats)
+    rows = bench(overrides + args.overrides, args.widths, args.beam_width, args.temperature, args.repeats, args.warm)
     meta = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine(), "load_avg": os.getloadavg()}
     if args.out:

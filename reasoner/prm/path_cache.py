@@ -46,9 +46,12 @@ class PathCache:
 
         now = weights_fingerprint(model)
         if now is None or now != self.fingerprint:
-            self._nodes.clear()
-            self.bytes = 0
+            self.clear()
         self.fingerprint = now
+
+    def clear(self) -> None:
+        self._nodes.clear()
+        self.bytes = 0
 
     def get(self, key):
         node = self._nodes.get(key)
