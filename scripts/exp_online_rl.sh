@@ -5,7 +5,7 @@
 # and docs/rl/online_results.md (the table docs/rl.md quotes).
 # RLEP's pool is the verified-correct rollouts (pool.jsonl) of the GRPO run with the same seed
 # (the paper's phase 1 = an earlier run on the same prompts).
-# Usage: nice -n 10 bash scripts/exp_online_rl.sh   (env: STEPS PROMPTS N EVAL_EVERY EVAL_N SEEDS LR PAR MAXTOK)
+# Usage: nice -n 10 bash scripts/exp_online_rl.sh   (env: STEPS PROMPTS N EVAL_EVERY EVAL_N SEEDS LR PRM_LR PAR MAXTOK)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SFT=${SFT:-runs/gym-sft/final}
@@ -31,7 +31,7 @@ run() {  # name seed extra...
 job() {  # "algo seed": one run; RLEP first waits for the GRPO run of its seed (its pool)
   local algo=$1 seed=$2
   case $algo in
-    prime) run prime "$seed" algo=prime algo.prm_lr=$LR ;;
+    prime) run prime "$seed" algo=prime algo.prm_lr=${PRM_LR:-$LR} ;;
     rlep)
       while [[ ! -f "$OUT/grpo-s$seed/summary.json" ]]; do
         [[ -f "$OUT/grpo-s$seed.log" ]] && grep -q "^error" "$OUT/grpo-s$seed.log" && { echo "no pool for rlep-s$seed"; return 0; }
