@@ -10,17 +10,6 @@ from reasoner.config import GenerationConfig, ModelConfig
 from reasoner.errors import UserError
 from reasoner.generation import HFGenerator
 from reasoner.generation.factory import build_generator, export_model, local_model_dir
-from tests.generation.tiny import char_tokenizer, tiny_llama
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return char_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    return tiny_llama(tokenizer)
 
 
 def test_hf_backend_takes_prefix_cache_options(model, tokenizer):

@@ -2,62 +2,18 @@
 
 from __future__ import annotations
 
-import string
-
 import pytest
 import torch
 
 from reasoner.generation import Completion, HFGenerator, SamplingParams, truncate_at_stop
+from tests.generation.tiny import PROMPTS, tiny_llama
 
 transformers = pytest.importorskip("transformers")
-
-PROMPTS = ["1+2=", "12*34+5=", "7", "100-99*3+8=", "(4+4)*2="]
-
-
-def _char_tokenizer():
-    """Character-level fast tokenizer built in memory: <pad>=0, <s>=1, </s>=2, <unk>=3."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<s>", "</s>", "<unk>"]
-    chars = string.digits + string.ascii_letters + "+-*/=() .,:\n"
-    vocab = {t: i for i, t in enumerate(specials + list(chars))}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return _char_tokenizer()
 
 
 @pytest.fixture(scope="module")
 def model(tokenizer):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    m = LlamaForCausalLM(cfg)
-    with torch.no_grad():  # sharper logits: greedy has no near-ties, sampling is not uniform noise
-        m.lm_head.weight.mul_(8.0)
-        m.lm_head.weight[2].fill_(0.0)  # no accidental EOS; tests that want EOS pick their own
-    return m.eval()
+    return tiny_llama(tokenizer, heads=4, kv_heads=2)
 
 
 def _ids(tokenizer, text):

@@ -7,17 +7,7 @@ import torch
 
 from reasoner.generation import HFGenerator, SamplingParams
 from reasoner.generation.prefix_cache import PrefixStore, common_prefix_len
-from tests.generation.tiny import PROMPTS, char_tokenizer, extend, tiny_llama
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return char_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def model(tokenizer):
-    return tiny_llama(tokenizer)
+from tests.generation.tiny import PROMPTS, extend
 
 
 def _flat(result):

@@ -14,17 +14,12 @@ import pytest
 import torch
 
 from reasoner.generation import HFGenerator, SamplingParams
-from tests.generation.tiny import PROMPTS, char_tokenizer, tiny_llama
+from tests.generation.tiny import PROMPTS, tiny_llama
 
 pytestmark = [
     pytest.mark.vllm,
     pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed (run scripts/vllm_lane.sh)"),
 ]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return char_tokenizer()
 
 
 @pytest.fixture(scope="module")

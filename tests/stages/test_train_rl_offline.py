@@ -11,16 +11,9 @@ import torch
 from tests.conftest import TINY
 from tests.offline.helpers import gym_trajectories, write_trajectories
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 COMMON = [*TINY, "model.device=cpu", "batch_size=4", "eval_problems=4", "generation.max_new_tokens=24", "save_every=0"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a shared, oversubscribed CPU the default pool is far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
