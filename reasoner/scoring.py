@@ -245,6 +245,7 @@ class DiscriminativeScorer:
         """One forward over the items' new tokens (right-padded) after their parents' K/V
         (left-padded), positions continuing each parent's."""
         from reasoner.prm.losses import step_probability
+        from reasoner.prm.model import head_tag_logits
 
         device = _device(self.model)
         parents = [parent for parent, _ in items]
@@ -262,7 +263,8 @@ class DiscriminativeScorer:
         rows, cols = tag_cells(items)
         probs = []
         if rows:
-            probs = step_probability(*self._tag_logits(hidden[torch.tensor(rows), torch.tensor(cols)])).cpu().tolist()
+            h = hidden[torch.tensor(rows), torch.tensor(cols)]
+            probs = step_probability(*head_tag_logits(self.model, h, self.pos_id, self.neg_id)).cpu().tolist()
         self._store(items, layers, width, iter(probs), made)
 
     def _store(self, items: list, layers, width: int, probs, made: dict) -> None:
@@ -279,17 +281,6 @@ class DiscriminativeScorer:
                 self._paths.put(key, node)
                 made[key] = node
                 k += len(piece)
-
-    def _tag_logits(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """('+' logit, '-' logit) from final hidden states, as `prm.model.tag_logits` reads them."""
-        from reasoner.prm.model import _parts
-
-        _, head = _parts(self.model)
-        weight = head.weight[[self.pos_id, self.neg_id]]
-        logits = h.to(weight.dtype) @ weight.T
-        if getattr(head, "bias", None) is not None:
-            logits = logits + head.bias[[self.pos_id, self.neg_id]]
-        return logits[:, 0].float(), logits[:, 1].float()
 
 
 class _SpanScorer:

@@ -118,15 +118,15 @@ def token_id(tokenizer, text: str, what: str) -> int:
 # --------------------------------------------------------------------------- forward passes
 
 
-def _causal_lm(model):
+def causal_lm(model):
     from reasoner.models import is_peft
 
     return model.get_base_model() if is_peft(model) else model
 
 
-def _parts(model):
+def decoder_and_head(model):
     """(decoder body, LM head) of a causal LM (PEFT layers, being injected in place, stay active)."""
-    lm = _causal_lm(model)
+    lm = causal_lm(model)
     decoder, head = lm.get_decoder(), lm.get_output_embeddings()
     if decoder is None or head is None or decoder is lm:
         raise UserError(f"model class {type(lm).__name__} does not expose a decoder and an LM head; "
@@ -135,7 +135,7 @@ def _parts(model):
 
 
 def hidden_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    decoder, _ = _parts(model)
+    decoder, _ = decoder_and_head(model)
     out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
     return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
 
@@ -151,10 +151,14 @@ def tag_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, row
     if isinstance(model, ValueModel):
         values = model(input_ids, attention_mask)[rows, cols]
         return values, torch.zeros_like(values)
-    _, head = _parts(model)
-    h = hidden_states(model, input_ids, attention_mask)[rows, cols]
+    return head_tag_logits(model, hidden_states(model, input_ids, attention_mask)[rows, cols], pos_id, neg_id)
+
+
+def head_tag_logits(model, hidden: torch.Tensor, pos_id: int, neg_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """('+' logit, '-' logit) from final hidden states [k, H]: only those two rows of the LM head."""
+    _, head = decoder_and_head(model)
     weight = head.weight[[pos_id, neg_id]]
-    logits = h.to(weight.dtype) @ weight.T
+    logits = hidden.to(weight.dtype) @ weight.T
     if getattr(head, "bias", None) is not None:
         logits = logits + head.bias[[pos_id, neg_id]]
     return logits[:, 0].float(), logits[:, 1].float()
@@ -164,7 +168,7 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    cols: torch.Tensor) -> torch.Tensor:
     """log p(input_ids[r, c] | tokens before c) for each (r, c); c >= 1. Full-vocab softmax
     only at those positions."""
-    _, head = _parts(model)
+    _, head = decoder_and_head(model)
     h = hidden_states(model, input_ids, attention_mask)[rows, cols - 1]
     logp = torch.log_softmax(head(h).float(), dim=-1)
     return logp.gather(-1, input_ids[rows, cols].unsqueeze(-1)).squeeze(-1)

@@ -83,17 +83,20 @@ def tag_cells(items: list) -> tuple[list[int], list[int]]:
 
 
 def takes_plain_cache(model) -> bool:
+    """Whether the PRM's decoder takes position ids and a cache of plain full-attention layers:
+    the only kind `forward_cached` can seed with stored K/V (sliding/hybrid layers cannot)."""
     import inspect
 
     from transformers import DynamicCache
 
-    from reasoner.prm.model import _causal_lm, _parts
+    from reasoner.prm.model import causal_lm, decoder_and_head
 
     try:
-        decoder, _ = _parts(model)
-        params = inspect.signature(decoder.forward).parameters
-        cache = DynamicCache(config=_causal_lm(model).config)
         from transformers.cache_utils import DynamicLayer
+
+        decoder, _ = decoder_and_head(model)
+        params = inspect.signature(decoder.forward).parameters
+        cache = DynamicCache(config=causal_lm(model).config)
     except (ImportError, TypeError, ValueError, UserError):
         return False
     layers = getattr(cache, "layers", None)
@@ -130,10 +133,10 @@ def forward_cached(model, ids, mask, pos, past):
     """The decoder over `ids` after `past` K/V: (final hidden states [rows, T, H], cache layers)."""
     from transformers import DynamicCache
 
-    from reasoner.prm.model import _causal_lm, _parts
+    from reasoner.prm.model import causal_lm, decoder_and_head
 
-    decoder, _ = _parts(model)
-    cache = DynamicCache(config=_causal_lm(model).config)
+    decoder, _ = decoder_and_head(model)
+    cache = DynamicCache(config=causal_lm(model).config)
     for layer, (keys, values) in enumerate(past or []):
         cache.update(keys, values, layer)
     out = decoder(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
