@@ -109,8 +109,6 @@ class Trainer:
         rows = cfg.prompts_per_step * (cfg.generation.n + (a.replay if a.name == "rlep" else 0))
         per_step = epochs * math.ceil(rows / (a.minibatch_size or rows))
         self.optimizer = build_optimizer(model.parameters(), cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas)
-        for opt in (self.optimizer, self.critic_opt, self.prm_opt):
-            _use_fused_kernel(opt)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim.schedule, cfg.optim.warmup_steps, cfg.steps * per_step)
         self.step_no = 0
         self.rollouts = 0
@@ -348,23 +346,6 @@ class Trainer:
 
         data = replace(self.cfg.data, split="test", limit=self.cfg.eval_problems, corrupt_fraction=0.0)
         return greedy_accuracy(self.model, self.tok, data, self.cfg.model, max_new_tokens=self.cfg.generation.max_new_tokens)
-
-
-def _use_fused_kernel(optimizer) -> None:
-    """Switch an Adam(W) to torch's fused kernel (HF Trainer's default, so TRL's too): one
-    kernel over all parameters instead of ~10 ops per tensor, the same update up to rounding.
-    A step of a small model's optimizer is otherwise mostly per-tensor overhead."""
-    try:
-        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
-    except ImportError:  # pragma: no cover - older torch: keep the default kernels
-        return
-    if not isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW):
-        return
-    devices = _get_fused_kernels_supported_devices()
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    if params and all(p.device.type in devices and p.is_floating_point() for p in params):
-        for group in optimizer.param_groups:
-            group["fused"], group["foreach"] = True, False
 
 
 def _mean(xs) -> float:

@@ -12,8 +12,21 @@ import torch
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float, betas) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters, on torch's fused kernel where it runs (HF Trainer's
+    default, so TRL's too): one kernel over all parameters instead of ~10 ops per tensor, the
+    same update up to rounding; a small model's step is otherwise mostly per-tensor overhead."""
     params = [p for p in params if p.requires_grad]
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
+    fused = _fused_adam_ok(params) or None
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas), fused=fused)
+
+
+def _fused_adam_ok(params: list[torch.nn.Parameter]) -> bool:
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+    except ImportError:  # pragma: no cover - older torch: the default kernels
+        return False
+    devices = _get_fused_kernels_supported_devices()
+    return bool(params) and all(p.device.type in devices and p.is_floating_point() for p in params)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, schedule: str, warmup_steps: int, total_steps: int):
