@@ -269,6 +269,8 @@ class AlgoConfig:
     kl_estimator: str = "k3"  # k3 | full (full vocabulary) | reward (RLOO-style penalty in the reward)
     num_iterations: int = 1  # optimisation passes over each rollout batch
     mask_truncated: bool = False  # drop completions that hit max_new_tokens from the loss
+    dynamic_sampling: bool = False  # DAPO: drop groups whose rewards are all equal, sample more prompts
+    max_sampling_rounds: int = 3  # dynamic sampling: generation rounds per step at most
     # PPO
     gamma: float = 1.0
     lam: float = 0.95

@@ -31,8 +31,16 @@ class Rollouts:
         return [s for s in self.samples if s.fresh]
 
 
-def step_problem_indices(num_problems: int, per_step: int, seed: int, step: int) -> list[int]:
-    """Indices of the problems of `step` (0-based): consecutive slices of per-epoch shuffles."""
+def step_problem_indices(num_problems: int, per_step: int, seed: int, step: int, round: int = 0) -> list[int]:
+    """Indices of the problems of `step` (0-based): consecutive slices of per-epoch shuffles.
+
+    Round r > 0 (dynamic sampling's extra prompts) draws per_step problems at random from a
+    stream seeded by (seed, step, round): still a pure function, so resuming stays exact, and
+    the epoch walk of round 0 is the same with dynamic sampling on or off.
+    """
+    if round:
+        gen = torch.Generator().manual_seed(step_seed(seed, 0, step, round))
+        return torch.randint(num_problems, (per_step,), generator=gen).tolist()
     out, cache = [], {}
     for i in range(step * per_step, (step + 1) * per_step):
         epoch, pos = divmod(i, num_problems)
@@ -42,9 +50,49 @@ def step_problem_indices(num_problems: int, per_step: int, seed: int, step: int)
     return out
 
 
-def step_seed(seed: int, gen_seed: int, step: int) -> int:
-    """The sampling seed of one step: differs across steps, seeds and generation seeds."""
-    return ((seed * 1_000_003 + gen_seed) * 100_003 + step) % (2**63 - 1)
+def step_seed(seed: int, gen_seed: int, step: int, round: int = 0) -> int:
+    """The sampling seed of one step (and generation round): differs across steps, rounds, seeds
+    and generation seeds."""
+    base = ((seed * 1_000_003 + gen_seed) * 100_003 + step) % (2**63 - 1)
+    return (base * 1_000_033 + round) % (2**63 - 1) if round else base
+
+
+def informative_groups(outcome: list[float], sizes: list[int]) -> list[int]:
+    """Groups whose rewards are not all equal (DAPO's dynamic sampling keeps these: a group of
+    equal rewards has zero group-relative advantage and adds no gradient)."""
+    keep, start = [], 0
+    for g, size in enumerate(sizes):
+        vals = outcome[start:start + size]
+        if max(vals) - min(vals) > 1e-9:
+            keep.append(g)
+        start += size
+    return keep
+
+
+def concat_rewards(parts: list):
+    """One Rewards over several rounds' samples, in order."""
+    from reasoner.rl.rewards import Rewards
+
+    dense = None if any(p.step_rewards is None for p in parts) else [x for p in parts for x in p.step_rewards]
+    return Rewards([x for p in parts for x in p.outcome], [x for p in parts for x in p.correct],
+                   [x for p in parts for x in p.steps], dense)
+
+
+def select_groups(rounds: list[tuple[Rollouts, object]], kept: list[tuple[int, int]]) -> tuple[Rollouts, object]:
+    """The (round, group) groups of several rounds' (rollouts, rewards), as one batch."""
+    from reasoner.rl.rewards import Rewards
+
+    roll, rows, parts = Rollouts(), [], []
+    for r, g in kept:
+        source, rewards = rounds[r]
+        start = sum(source.sizes[:g])
+        span = range(start, start + source.sizes[g])
+        roll.samples += [source.samples[i] for i in span]
+        roll.sizes.append(source.sizes[g])
+        parts.append(Rewards([rewards.outcome[i] for i in span], [rewards.correct[i] for i in span],
+                             [rewards.steps[i] for i in span],
+                             None if rewards.step_rewards is None else [rewards.step_rewards[i] for i in span]))
+    return roll, (concat_rewards(parts) if parts else Rewards([], [], [], None))
 
 
 def collect(generator, tokenizer, problems, prompts: list[str], params, pool=None, replay: int = 0,

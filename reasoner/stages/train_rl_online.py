@@ -53,6 +53,10 @@ def validate(cfg) -> None:
         raise UserError("config: algo.importance_level=sequence takes its KL as a reward penalty: set algo.kl_estimator=reward")
     if a.eps_low < 0 or a.eps_high < 0 or (a.dual_clip is not None and a.dual_clip <= 1):
         raise UserError("config: algo.eps_low/eps_high must be >= 0 and algo.dual_clip > 1 (or null)")
+    if a.dynamic_sampling and a.name not in ("grpo", "rloo", "rlep"):
+        raise UserError(f"config: algo.dynamic_sampling is for group algorithms (grpo, rloo, rlep), not {a.name}")
+    if a.max_sampling_rounds < 1:
+        raise UserError(f"config: algo.max_sampling_rounds must be >= 1, got {a.max_sampling_rounds}")
     if a.num_iterations < 1 or a.ppo_epochs < 1 or (a.minibatch_size is not None and a.minibatch_size < 1):
         raise UserError("config: algo.num_iterations, algo.ppo_epochs and algo.minibatch_size must be >= 1")
     if a.name == "prime":
@@ -156,26 +160,39 @@ class Trainer:
 
         cfg, a = self.cfg, self.cfg.algo
         started = time.time()
-        idx = R.step_problem_indices(len(self.problems), cfg.prompts_per_step, cfg.seed, self.step_no)
-        problems = [self.problems[i] for i in idx]
-        prompts = [build_prompt(p.prompt, self.tok, cfg.model.chat_template, cfg.model.system_prompt, cfg.data.name) for p in problems]
-        seed = R.step_seed(cfg.seed, cfg.generation.seed, self.step_no)
-        params = replace(sampling_params(cfg.generation), seed=seed)
-        rng = torch.Generator().manual_seed(seed)
         if self.step_no > 0 and hasattr(self.generator, "update_weights"):
             self.generator.update_weights(self.model)  # vLLM: push the trained weights
-        roll = R.collect(self.generator, self.tok, problems, prompts, params,
-                         pool=self.pool if self.algo == "rlep" else None, replay=a.replay, rng=rng)
+        rounds = []  # (rollouts, rewards) per generation round
+        kept: list[tuple[int, int]] = []  # (round, group) of the groups trained on
+        for r in range(a.max_sampling_rounds if a.dynamic_sampling else 1):
+            idx = R.step_problem_indices(len(self.problems), cfg.prompts_per_step, cfg.seed, self.step_no, r)
+            problems = [self.problems[i] for i in idx]
+            prompts = [build_prompt(p.prompt, self.tok, cfg.model.chat_template, cfg.model.system_prompt, cfg.data.name) for p in problems]
+            seed = R.step_seed(cfg.seed, cfg.generation.seed, self.step_no, r)
+            params = replace(sampling_params(cfg.generation), seed=seed)
+            rng = torch.Generator().manual_seed(seed)
+            roll = R.collect(self.generator, self.tok, problems, prompts, params,
+                             pool=self.pool if self.algo == "rlep" else None, replay=a.replay, rng=rng)
+            rewards = self.reward_model([s.problem for s in roll.samples], [s.prompt for s in roll.samples],
+                                        [s.text for s in roll.samples], [s.completion_ids for s in roll.samples])
+            rounds.append((roll, rewards))
+            groups = R.informative_groups(rewards.outcome, roll.sizes) if a.dynamic_sampling else range(len(roll.sizes))
+            kept += [(r, g) for g in groups][: cfg.prompts_per_step - len(kept)]
+            if len(kept) >= cfg.prompts_per_step:
+                break
         gen_s = time.time() - started
-        samples = roll.samples
-        rewards = self.reward_model([s.problem for s in samples], [s.prompt for s in samples],
-                                    [s.text for s in samples], [s.completion_ids for s in samples])
+        samples = [s for roll, _ in rounds for s in roll.samples]
+        rewards = R.concat_rewards([rw for _, rw in rounds])
         fresh = [i for i, s in enumerate(samples) if s.fresh]
         self.rollouts += len(fresh)
         correct_rows = self._correct_records(samples, rewards, fresh)
         if self.pool is not None and a.pool_grow:
             for rec in correct_rows:
                 self.pool.add(rec["problem_id"], rec["response"])
+        if a.dynamic_sampling:
+            roll, train_rewards = R.select_groups(rounds, kept)
+        else:
+            roll, train_rewards = rounds[0]
 
         metrics = {
             "rollouts": self.rollouts,
@@ -187,7 +204,12 @@ class Trainer:
         if self.algo == "rlep":
             replayed = [i for i, s in enumerate(samples) if not s.fresh]
             metrics.update({"replayed": len(replayed), "pool_size": len(self.pool)})
-        metrics.update(self._update(roll, rewards, rng))
+        if a.dynamic_sampling:
+            metrics.update({"sampling_rounds": len(rounds), "kept_groups": len(kept)})
+        if roll.sizes:
+            metrics.update(self._update(roll, train_rewards, rng))
+        else:
+            metrics["skipped"] = 1  # dynamic sampling found no group with differing rewards
         gen_tokens = sum(len(samples[i].completion_ids) for i in fresh)
         wall = time.time() - started
         metrics.update({"gen_s": round(gen_s, 3), "step_s": round(wall, 3), "tokens_per_s": round(gen_tokens / max(wall, 1e-9), 1),

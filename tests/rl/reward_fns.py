@@ -23,3 +23,16 @@ def wrong_length(prompts, completions, **cols):
 def count_of_sevens(prompts, completions, **cols):
     """Dense and learnable from scratch: the share of completion characters that are '7'."""
     return [c.count("7") / max(1, len(c)) for c in completions]
+
+
+def char_checksum(prompts, completions, **cols):
+    """Deterministic, varied across different completions: a group of distinct samples almost
+    never gets equal rewards (what dynamic sampling keeps)."""
+    return [(sum(map(ord, c)) % 7) / 7 for c in completions]
+
+
+def flat_on_even_answers(prompts, completions, **cols):
+    """The same reward for every sample of a problem whose gold answer is even (an uninformative
+    group for dynamic sampling to drop), `char_checksum` otherwise."""
+    varied = char_checksum(prompts, completions)
+    return [0.5 if int(a) % 2 == 0 else v for a, v in zip(cols["answer"], varied)]

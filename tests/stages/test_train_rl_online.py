@@ -44,7 +44,7 @@ def _gold_pool(path: Path) -> str:
 
 @pytest.mark.parametrize("algo,extra", [
     ("grpo", ["algo.beta=0.05", "algo.num_iterations=2", "algo.minibatch_size=4"]),
-    ("dapo", []),
+    ("dapo", ["reward.kind=custom", "reward.function=tests.rl.reward_fns:char_checksum"]),
     ("rloo", ["algo.beta=0.05"]),
     ("ppo", ["algo.minibatch_size=4"]),
     ("prime", ["algo.accuracy_filter=[0.0,1.0]"]),
@@ -75,6 +75,39 @@ def test_each_algorithm_raises_a_learnable_reward(tmp_path, algo):
                 "optim.lr=1e-2", "reward.kind=custom", "reward.function=tests.rl.reward_fns:count_of_sevens", *extra)
     first, last = [r["reward"] for r in recs[:3]], [r["reward"] for r in recs[-3:]]
     assert sum(last) / 3 > sum(first) / 3 + 0.2, [round(r["reward"], 3) for r in recs]
+
+
+def test_dynamic_sampling_trains_only_on_groups_with_differing_rewards(tmp_path, monkeypatch):
+    """DAPO's dynamic sampling: groups of equal rewards are dropped and more prompts are drawn
+    (up to max_sampling_rounds); every generated rollout is counted, only kept groups are trained."""
+    from reasoner.stages import train_rl_online
+
+    trained = []
+    update = train_rl_online.Trainer._update
+
+    def spy(self, roll, rewards, rng):
+        trained.append((list(roll.sizes), [s.problem.answer for s in roll.samples]))
+        return update(self, roll, rewards, rng)
+
+    monkeypatch.setattr(train_rl_online.Trainer, "_update", spy)
+    recs = _run(tmp_path, "ds", "algo=dapo", "steps=3", "prompts_per_step=4", "algo.max_sampling_rounds=4",
+                "reward.kind=custom", "reward.function=tests.rl.reward_fns:flat_on_even_answers", "eval_every=0")
+    assert len(trained) == 3
+    for (sizes, answers), rec in zip(trained, recs):
+        assert sizes == [4] * rec["kept_groups"] and rec["kept_groups"] <= 4
+        assert all(int(a) % 2 == 1 for a in answers)  # even-answer groups (all rewards 0.5) never trained on
+        assert rec["rollouts"] == 16 * sum(r["sampling_rounds"] for r in recs[: recs.index(rec) + 1])
+    assert any(r["sampling_rounds"] > 1 for r in recs) and all(r["kept_groups"] == 4 for r in recs)
+
+
+def test_dynamic_sampling_round_zero_is_the_plain_step():
+    from reasoner.rl.rollouts import informative_groups, step_problem_indices, step_seed
+
+    assert step_problem_indices(50, 4, 1, 3, 0) == step_problem_indices(50, 4, 1, 3)
+    assert step_seed(1, 2, 3, 0) == step_seed(1, 2, 3)
+    assert step_problem_indices(50, 4, 1, 3, 1) == step_problem_indices(50, 4, 1, 3, 1)  # pure: resumable
+    assert len({step_seed(1, 2, 3, r) for r in range(4)}) == 4
+    assert informative_groups([1, 1, 0, 1, 0.5, 0.5], [2, 2, 2]) == [1]
 
 
 def test_rlep_replays_pooled_answers_beside_fresh_ones(tmp_path):
