@@ -167,6 +167,16 @@ def print_summary(summary: dict) -> None:
         print(f"{k}: {v:.4f}" if isinstance(v, float) and k not in ("wall_s", "tokens_per_s") else f"{k}: {v}")
 
 
+def held_out(data_cfg, problems: int):
+    """The evaluation problems of a training run: the first `problems` of the test split, with
+    corruption off and the draw's default seed, so runs trained on other draws (data.seed) are
+    evaluated on the same problems (`reasoner decode data.split=test data.num_problems=N`)."""
+    from dataclasses import fields, replace
+
+    seed = next(f.default for f in fields(data_cfg) if f.name == "seed")
+    return replace(data_cfg, split="test", seed=seed, num_problems=problems, limit=problems, corrupt_fraction=0.0)
+
+
 def greedy_accuracy(model, tokenizer, data_cfg, model_cfg, batch_size: int = 64, max_new_tokens: int = 128) -> float:
     """Greedy pass@1 of an in-memory model on a task's problems (for evaluation during training)."""
     from reasoner.generation.base import SamplingParams

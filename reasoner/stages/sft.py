@@ -150,9 +150,6 @@ def run(cfg) -> Path:
 
 def evaluate(model, tokenizer, cfg) -> float:
     """Greedy accuracy on held-out problems of the same task (used for eval_every)."""
-    from dataclasses import replace
+    from reasoner.stages.decode import greedy_accuracy, held_out
 
-    from reasoner.stages.decode import greedy_accuracy
-
-    data = replace(cfg.data, split="test", limit=cfg.eval_problems, corrupt_fraction=0.0)
-    return greedy_accuracy(model, tokenizer, data, cfg.model)
+    return greedy_accuracy(model, tokenizer, held_out(cfg.data, cfg.eval_problems), cfg.model)

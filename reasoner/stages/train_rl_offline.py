@@ -126,12 +126,11 @@ class Sinks:
 
 
 def evaluate(model, tokenizer, cfg, model_cfg) -> float:
-    """Held-out greedy pass@1 (test split, corruption off; for the gym the same problems as
-    `reasoner decode data.split=test data.num_problems=<eval_problems>`)."""
-    from reasoner.stages.decode import greedy_accuracy
+    """Held-out greedy pass@1 (`decode.held_out`)."""
+    from reasoner.stages.decode import greedy_accuracy, held_out
 
-    data = replace(cfg.data, split="test", num_problems=cfg.eval_problems, limit=cfg.eval_problems, corrupt_fraction=0.0)
-    return greedy_accuracy(model, tokenizer, data, model_cfg, max_new_tokens=cfg.generation.max_new_tokens)
+    return greedy_accuracy(model, tokenizer, held_out(cfg.data, cfg.eval_problems), model_cfg,
+                           max_new_tokens=cfg.generation.max_new_tokens)
 
 
 def total_steps(cfg, n_items: int) -> int:

@@ -364,10 +364,10 @@ class Trainer:
     # ------------------------------------------------------------------ eval
 
     def evaluate(self) -> float:
-        from reasoner.stages.decode import greedy_accuracy
+        from reasoner.stages.decode import greedy_accuracy, held_out
 
-        data = replace(self.cfg.data, split="test", limit=self.cfg.eval_problems, corrupt_fraction=0.0)
-        return greedy_accuracy(self.model, self.tok, data, self.cfg.model, max_new_tokens=self.cfg.generation.max_new_tokens)
+        return greedy_accuracy(self.model, self.tok, held_out(self.cfg.data, self.cfg.eval_problems), self.cfg.model,
+                               max_new_tokens=self.cfg.generation.max_new_tokens)
 
 
 def _mean(xs) -> float:

@@ -95,3 +95,16 @@ def test_sweep_writes_cells_table_and_plot_and_resumes(tmp_path, tiny_prm, cli):
     assert code == 0 and len((tmp_path / "sweep.jsonl").read_text().splitlines()) == len(cells)
     results = (tmp_path / "sweep_results.jsonl").read_text().splitlines()
     assert len(results) == len(cells) * 4
+
+
+def test_held_out_problems_do_not_depend_on_the_training_draw():
+    """In-training evaluation reads the same test problems whatever data.seed the run trains on."""
+    from reasoner.stages.decode import held_out
+    from reasoner.tasks import get_task
+
+    task = get_task("arith")
+    base = config.load("train_rl", []).data
+    other = config.load("train_rl", ["data.seed=7", "data.num_problems=500", "data.corrupt_fraction=0.3"]).data
+    a, b = task.load_problems(held_out(base, 20)), task.load_problems(held_out(other, 20))
+    assert [p.prompt for p in a] == [p.prompt for p in b] and len(a) == 20
+    assert all(p.id.startswith("arith-test-0-") for p in b)
