@@ -190,6 +190,41 @@ def test_unsupported_cpu_head_size_is_a_user_error(tokenizer, tmp_path):
         VLLMGenerator(path, tokenizer)
 
 
+def test_online_rl_steps_on_vllm_push_the_trained_weights(vgen, tmp_path):
+    """`train-rl generation.backend=vllm`: rollouts come from the engine, and after each update
+    the engine samples from the trained weights (greedy equals the HF backend on the trained model)."""
+    from pathlib import Path
+
+    from reasoner import config
+    from reasoner.grading import get_grader
+    from reasoner.models import load_policy
+    from reasoner.rl.rewards import RewardModel
+    from reasoner.stages.train_rl_online import Trainer
+    from reasoner.tasks import get_task
+
+    cfg = config.load("train_rl", [f"model.name_or_path={vgen.model_dir}", "model.chat_template=none", "data.num_problems=8",
+                                   "prompts_per_step=2", "generation.n=4", "generation.max_new_tokens=12", "batch_size=8",
+                                   "generation.backend=vllm", "generation.vllm.enforce_eager=true", "optim.lr=1e-2",
+                                   "reward.kind=custom", "reward.function=tests.rl.reward_fns:char_checksum",
+                                   "steps=2", "eval_every=0", "save_every=0", f"run_dir={tmp_path / 'rl'}"])
+    model, tok = load_policy(cfg.model)
+    task = get_task("arith")
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = Trainer(cfg, Path(cfg.run_dir), model, tok, task.load_problems(cfg.data), task,
+                      RewardModel(cfg.reward, task, get_grader(task.grader)), None)
+    try:
+        for _ in range(2):
+            metrics, _ = trainer.step()
+            assert metrics["rollouts"] > 0 and "loss" in metrics
+        assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+        trainer.generator.update_weights(model)
+        ours = trainer.generator.generate(PROMPTS, _greedy())
+        ref = HFGenerator(model, tok).generate(PROMPTS, _greedy())
+        assert [[c.token_ids for c in row] for row in ours] == [[c.token_ids for c in row] for row in ref]
+    finally:
+        trainer.generator.close()
+
+
 def test_collect_with_shepherd_labels_runs_on_vllm(vgen, tmp_path):
     """`reasoner collect generation.backend=vllm` end to end on the gym, rollouts included (its
     own engine; last in the module, as closing an engine tears down vLLM's process-wide state)."""
