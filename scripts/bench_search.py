@@ -61,6 +61,35 @@ def untrained_value_scorer(cfg, generator):
     return ValueScorer(value, generator.tokenizer, "\n", batch_size=cfg.scorer.batch_size)
 
 
+class Breakdown:
+    """Seconds and calls inside the HF generator's decode steps, prefills and K/V stores
+    (`--breakdown`): where beam search's time goes next to sampling's."""
+
+    PARTS = {"_decode": "decode", "_prefill": "prefill", "_remember": "store"}
+
+    def __init__(self, generator):
+        self.seconds, self.calls = {}, {}
+        for method, label in self.PARTS.items():
+            if hasattr(generator, method):
+                setattr(generator, method, self._wrap(getattr(generator, method), label))
+
+    def _wrap(self, fn, label):
+        def call(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - t
+                self.calls[label] = self.calls.get(label, 0) + 1
+        return call
+
+    def take(self) -> dict:
+        out = {f"{k}_s": round(v, 3) for k, v in self.seconds.items()}
+        out["decode_steps"] = self.calls.get("decode", 0)
+        self.seconds, self.calls = {}, {}
+        return out
+
+
 def forget(generator, scorer) -> None:
     """Empty the generator's prefix cache and the PRM's K/V store, so a timed run pays for every
     prefill a first visit to these problems would (repeats would otherwise hit earlier runs' caches)."""
@@ -70,11 +99,12 @@ def forget(generator, scorer) -> None:
 
 
 def bench(overrides: list[str], widths: list[int], beam_width: int, temperature: float, repeats: int,
-          warm: bool = False) -> list[dict]:
+          warm: bool = False, breakdown: bool = False) -> list[dict]:
     cfg = config.load("decode", overrides)
     problems, prompts, generator, scorer, task, _ = _setup(cfg)
     if scorer is None:
         scorer = untrained_value_scorer(cfg, generator)
+    parts = Breakdown(generator) if breakdown else None
     rows = []
     for w in widths:
         params = resolve_params("beam", {"width": min(beam_width, w), "temperature": temperature}, cfg.generation, cfg.scorer)
@@ -87,8 +117,9 @@ def bench(overrides: list[str], widths: list[int], beam_width: int, temperature:
                                                               max_new_tokens=params["max_new_tokens"], seed=rep))
             wall = time.perf_counter() - t
             toks = sum(len(c.token_ids) for o in outs for c in o)
+            split = parts.take() if parts else {}
             if "sample" not in best or toks / wall > best["sample"]["tok_s"]:
-                best["sample"] = {"tokens": toks, "wall_s": wall, "tok_s": toks / wall}
+                best["sample"] = {"tokens": toks, "wall_s": wall, "tok_s": toks / wall, "parts": split}
             if not warm:
                 forget(generator, scorer)
             gen, sc = Timed(generator, "generate"), Timed(scorer, "score")
@@ -96,10 +127,11 @@ def bench(overrides: list[str], widths: list[int], beam_width: int, temperature:
             results = SEARCH_METHODS["beam"](prompts, gen, sc, {**params, "seed": rep}, task, w)
             wall = time.perf_counter() - t
             toks = sum(r.generated_tokens for r in results)
+            split = parts.take() if parts else {}
             if "beam" not in best or toks / wall > best["beam"]["tok_s"]:
                 best["beam"] = {"tokens": toks, "wall_s": wall, "tok_s": toks / wall, "generate_s": gen.seconds,
                                 "score_s": sc.seconds, "gen_tok_s": toks / gen.seconds,
-                                "sequences": sum(r.generations for r in results)}
+                                "sequences": sum(r.generations for r in results), "parts": split}
         s, b = best["sample"], best["beam"]
         row = {"model": cfg.model.name_or_path, "data": cfg.data.name, "problems": len(problems), "width": w,
                "beam_width": params["width"], "sample_tok_s": round(s["tok_s"], 1), "beam_tok_s": round(b["tok_s"], 1),
@@ -107,6 +139,8 @@ def bench(overrides: list[str], widths: list[int], beam_width: int, temperature:
                "gen_ratio": round(b["gen_tok_s"] / s["tok_s"], 3), "sample_tokens": s["tokens"], "beam_tokens": b["tokens"],
                "beam_sequences": b["sequences"], "beam_generate_s": round(b["generate_s"], 2),
                "beam_score_s": round(b["score_s"], 2), "beam_wall_s": round(b["wall_s"], 2)}
+        if breakdown:
+            row.update({"sample_wall_s": round(s["wall_s"], 3), "sample_parts": s["parts"], "beam_parts": b["parts"]})
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -127,6 +161,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="fastest of this many runs per cell")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--warm", action="store_true", help="keep caches between timed runs (default: emptied before each)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also report seconds in decode steps, prefills and K/V stores, and the decode-step count")
     ap.add_argument("--out", default=None)
     ap.add_argument("overrides", nargs="*", help="extra decode config overrides")
     args = ap.parse_args()
@@ -139,7 +175,8 @@ def main() -> None:
     overrides = model + data + [f"data.limit={args.problems}", f"data.num_problems={args.problems}", "data.split=test",
                                 f"generation.max_new_tokens={args.max_new_tokens}", f"generation.batch_size={args.batch_size}",
                                 "model.device=cpu"] + (["scorer.kind=prm", f"scorer.path={args.prm}"] if args.prm else [])
-    rows = bench(overrides + args.overrides, args.widths, args.beam_width, args.temperature, args.repeats, args.warm)
+    rows = bench(overrides + args.overrides, args.widths, args.beam_width, args.temperature, args.repeats, args.warm,
+                 args.breakdown)
     meta = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine(), "load_avg": os.getloadavg()}
     if args.out:
