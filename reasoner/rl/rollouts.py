@@ -82,7 +82,7 @@ def select_groups(rounds: list[tuple[Rollouts, object]], kept: list[tuple[int, i
     """The (round, group) groups of several rounds' (rollouts, rewards), as one batch."""
     from reasoner.rl.rewards import Rewards
 
-    roll, rows, parts = Rollouts(), [], []
+    roll, parts = Rollouts(), []
     for r, g in kept:
         source, rewards = rounds[r]
         start = sum(source.sizes[:g])

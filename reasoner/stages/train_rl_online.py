@@ -154,32 +154,13 @@ class Trainer:
 
     def step(self) -> tuple[dict, list[dict]]:
         """One rollout batch and its update; returns (metrics, verified-correct trajectory dicts)."""
-        from reasoner.prompts import build_prompt
         from reasoner.rl import rollouts as R
-        from reasoner.stages.decode import sampling_params
 
-        cfg, a = self.cfg, self.cfg.algo
+        a = self.cfg.algo
         started = time.time()
         if self.step_no > 0 and hasattr(self.generator, "update_weights"):
             self.generator.update_weights(self.model)  # vLLM: push the trained weights
-        rounds = []  # (rollouts, rewards) per generation round
-        kept: list[tuple[int, int]] = []  # (round, group) of the groups trained on
-        for r in range(a.max_sampling_rounds if a.dynamic_sampling else 1):
-            idx = R.step_problem_indices(len(self.problems), cfg.prompts_per_step, cfg.seed, self.step_no, r)
-            problems = [self.problems[i] for i in idx]
-            prompts = [build_prompt(p.prompt, self.tok, cfg.model.chat_template, cfg.model.system_prompt, cfg.data.name) for p in problems]
-            seed = R.step_seed(cfg.seed, cfg.generation.seed, self.step_no, r)
-            params = replace(sampling_params(cfg.generation), seed=seed)
-            rng = torch.Generator().manual_seed(seed)
-            roll = R.collect(self.generator, self.tok, problems, prompts, params,
-                             pool=self.pool if self.algo == "rlep" else None, replay=a.replay, rng=rng)
-            rewards = self.reward_model([s.problem for s in roll.samples], [s.prompt for s in roll.samples],
-                                        [s.text for s in roll.samples], [s.completion_ids for s in roll.samples])
-            rounds.append((roll, rewards))
-            groups = R.informative_groups(rewards.outcome, roll.sizes) if a.dynamic_sampling else range(len(roll.sizes))
-            kept += [(r, g) for g in groups][: cfg.prompts_per_step - len(kept)]
-            if len(kept) >= cfg.prompts_per_step:
-                break
+        rounds, kept, rng = self._sample_rounds()
         gen_s = time.time() - started
         samples = [s for roll, _ in rounds for s in roll.samples]
         rewards = R.concat_rewards([rw for _, rw in rounds])
@@ -189,10 +170,7 @@ class Trainer:
         if self.pool is not None and a.pool_grow:
             for rec in correct_rows:
                 self.pool.add(rec["problem_id"], rec["response"])
-        if a.dynamic_sampling:
-            roll, train_rewards = R.select_groups(rounds, kept)
-        else:
-            roll, train_rewards = rounds[0]
+        roll, train_rewards = R.select_groups(rounds, kept) if a.dynamic_sampling else rounds[0]
 
         metrics = {
             "rollouts": self.rollouts,
@@ -216,6 +194,34 @@ class Trainer:
                         "lr": self.scheduler.get_last_lr()[0]})
         self.step_no += 1
         return metrics, correct_rows
+
+    def _sample_rounds(self) -> tuple[list, list[tuple[int, int]], torch.Generator]:
+        """Generate and reward this step's groups: one round, or with dynamic sampling more rounds
+        (fresh prompts each) until prompts_per_step groups with differing rewards are found.
+        Returns [(rollouts, rewards)] per round, the (round, group) pairs to train on, and the
+        last round's generator (it also orders the update's minibatches)."""
+        from reasoner.prompts import build_prompt
+        from reasoner.rl import rollouts as R
+        from reasoner.stages.decode import sampling_params
+
+        cfg, a = self.cfg, self.cfg.algo
+        rounds, kept = [], []
+        for r in range(a.max_sampling_rounds if a.dynamic_sampling else 1):
+            idx = R.step_problem_indices(len(self.problems), cfg.prompts_per_step, cfg.seed, self.step_no, r)
+            problems = [self.problems[i] for i in idx]
+            prompts = [build_prompt(p.prompt, self.tok, cfg.model.chat_template, cfg.model.system_prompt, cfg.data.name) for p in problems]
+            seed = R.step_seed(cfg.seed, cfg.generation.seed, self.step_no, r)
+            rng = torch.Generator().manual_seed(seed)
+            roll = R.collect(self.generator, self.tok, problems, prompts, replace(sampling_params(cfg.generation), seed=seed),
+                             pool=self.pool if self.algo == "rlep" else None, replay=a.replay, rng=rng)
+            rewards = self.reward_model([s.problem for s in roll.samples], [s.prompt for s in roll.samples],
+                                        [s.text for s in roll.samples], [s.completion_ids for s in roll.samples])
+            rounds.append((roll, rewards))
+            groups = R.informative_groups(rewards.outcome, roll.sizes) if a.dynamic_sampling else range(len(roll.sizes))
+            kept += [(r, g) for g in groups][: cfg.prompts_per_step - len(kept)]
+            if len(kept) >= cfg.prompts_per_step:
+                break
+        return rounds, kept, rng
 
     def _correct_records(self, samples, rewards, fresh) -> list[dict]:
         from reasoner.data import Trajectory
