@@ -84,7 +84,8 @@ class GenerationConfig:
     seed: int = 0
     stop: list[str] = field(default_factory=list)
     prefix_cache: bool = False  # hf: reuse K/V of earlier calls' sequences for prompts extending them (search)
-    prefix_cache_tokens: int = 16384  # hf: most tokens of K/V the prefix cache keeps
+    prefix_cache_mb: float = 1024  # hf: memory for the prefix cache's K/V (sets how many tokens it keeps)
+    prefix_cache_tokens: Optional[int] = None  # hf: or a fixed number of tokens instead
     vllm: dict[str, Any] = field(default_factory=dict)  # vllm: extra vllm.LLM args (max_model_len, gpu_memory_utilization, enforce_eager, ...)
 
 

@@ -83,7 +83,7 @@ def _build_vllm(gen_cfg, model, tokenizer, model_dir):
 
 def _hf_options(gen_cfg) -> dict:
     """HFGenerator knobs that the generation config may carry."""
-    keys = ("prefix_cache", "prefix_cache_tokens")
+    keys = ("prefix_cache", "prefix_cache_tokens", "prefix_cache_mb")
     return {k: getattr(gen_cfg, k) for k in keys if hasattr(gen_cfg, k)}
 
 

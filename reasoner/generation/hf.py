@@ -58,8 +58,10 @@ class HFGenerator:
     `ignore_eos` keeps decoding past EOS (benchmarks want a fixed token count).
     `preallocate_cache` sizes the KV cache for prompt + max_new_tokens up front instead of
     growing it by concatenation every step.
-    `prefix_cache` keeps the K/V of up to `prefix_cache_tokens` tokens of earlier sequences and
-    reuses them for prompts that start the same way. It assumes the weights only change in
+    `prefix_cache` keeps the K/V of earlier sequences, up to `prefix_cache_tokens` tokens or, by
+    default, as many as fit in `prefix_cache_mb` (a wide beam search stores every candidate of a
+    round, e.g. 32 problems x 64 x 60 tokens, and misses whatever was evicted), and reuses them
+    for prompts that start the same way. It assumes the weights only change in
     place (optimizer steps, load_state_dict: detected, the store is then cleared); call
     `clear_prefix_cache()` after anything else that changes the model's outputs (e.g. toggling
     a PEFT adapter).
@@ -81,7 +83,8 @@ class HFGenerator:
         ignore_eos: bool = False,
         preallocate_cache: bool = True,
         prefix_cache: bool = False,
-        prefix_cache_tokens: int = 16384,
+        prefix_cache_tokens: int | None = None,
+        prefix_cache_mb: float = 1024,
         fast_linear: bool = True,
         lean_decode: bool = True,
     ):
@@ -98,6 +101,8 @@ class HFGenerator:
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = _pad_id(tokenizer, self.eos_ids)
         self._logits_to_keep = _accepts_logits_to_keep(model)
+        if prefix_cache and prefix_cache_tokens is None:
+            prefix_cache_tokens = _tokens_in(prefix_cache_mb, model)
         self._prefix = PrefixStore(prefix_cache_tokens) if prefix_cache else None
         self._packed = PackedLinears(batch_size) if fast_linear else None
         self.lean_decode = lean_decode
@@ -571,6 +576,21 @@ if DynamicLayer is not None:
         def _refresh(self) -> None:
             self.keys = self._k[:, :, : self.length]
             self.values = self._v[:, :, : self.length]
+
+
+def _tokens_in(megabytes: float, model) -> int:
+    """How many tokens of K/V (all layers, keys and values) fit in `megabytes` for this model;
+    16384 when its config does not say how large a token's K/V is."""
+    cfg = getattr(model, "config", None)
+    cfg = getattr(cfg, "text_config", None) or cfg
+    try:
+        heads = cfg.num_attention_heads
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        per_token = 2 * cfg.num_hidden_layers * kv_heads * head_dim * next(model.parameters()).element_size()
+    except (AttributeError, TypeError, StopIteration, ZeroDivisionError):
+        return 16384
+    return max(1, int(megabytes * 2**20 // per_token))
 
 
 def _accepts_logits_to_keep(model) -> bool:

@@ -50,6 +50,8 @@ class PrefixStore:
         """The entry sharing the longest prefix with `ids` (capped at `limit` tokens) and that
         length, or None when no entry shares a first token. Ties go to the least recently used."""
         key = tuple(ids)
+        if limit > 0 and key[:limit] in self._entries:  # search's usual case: an entry + one new token
+            return self._hit(key[:limit], limit)
         best, best_len = None, 0
         for entry in self._bucket(key) or self._entries:
             n = common_prefix_len(entry, key)
@@ -57,8 +59,11 @@ class PrefixStore:
                 best, best_len = entry, n
         if best is None:
             return None
-        self._touch(best)
-        return self._entries[best], min(best_len, limit)
+        return self._hit(best, min(best_len, limit))
+
+    def _hit(self, entry: tuple, length: int) -> tuple[KV, int]:
+        self._touch(entry)
+        return self._entries[entry], length
 
     def add(self, ids: list[int], kv: KV) -> None:
         """Remember one sequence; one that an entry already covers only refreshes that entry,

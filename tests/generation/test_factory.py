@@ -16,6 +16,11 @@ def test_hf_backend_takes_prefix_cache_options(model, tokenizer):
     gen = build_generator(GenerationConfig(batch_size=7, prefix_cache=True, prefix_cache_tokens=99), model, tokenizer)
     assert isinstance(gen, HFGenerator) and gen.batch_size == 7 and gen._prefix.max_tokens == 99
     assert build_generator(GenerationConfig(), model, tokenizer)._prefix is None
+    # by default the store holds as many tokens as fit in prefix_cache_mb of this model's K/V
+    c = model.config
+    per_token = 2 * c.num_hidden_layers * c.num_key_value_heads * (c.hidden_size // c.num_attention_heads) * 4
+    gen = build_generator(GenerationConfig(prefix_cache=True, prefix_cache_mb=2), model, tokenizer)
+    assert gen._prefix.max_tokens == 2 * 2**20 // per_token
 
 
 def test_missing_vllm_is_a_user_error_with_the_install_hint(model, tokenizer, monkeypatch):
