@@ -327,3 +327,22 @@ def test_lean_decode_declines_what_it_does_not_reproduce(model):
         assert lean_decode.step_fn(model) is None
     finally:
         model.config.hidden_act = "silu"
+
+
+def test_decode_batch_equals_batch_decode(tokenizer):
+    """The direct tokenizers-backend decode gives what transformers' batch_decode gives (special
+    tokens skipped), for any ids; a tokenizer that post-processes keeps batch_decode."""
+    import random
+
+    from reasoner.generation.hf import decode_batch
+
+    rnd = random.Random(0)
+    seqs = [[rnd.randrange(len(tokenizer)) for _ in range(rnd.randrange(0, 30))] for _ in range(200)]
+    assert decode_batch(tokenizer, seqs) == tokenizer.batch_decode(seqs, skip_special_tokens=True)
+
+    class Shouting(type(tokenizer)):
+        def _decode(self, *args, **kwargs):
+            return super()._decode(*args, **kwargs).upper()
+
+    loud = Shouting(tokenizer_object=tokenizer._tokenizer)
+    assert decode_batch(loud, seqs[:5]) == [t.upper() for t in tokenizer.batch_decode(seqs[:5], skip_special_tokens=True)]
