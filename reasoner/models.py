@@ -104,6 +104,17 @@ class Preset:
     gguf: bool = False  # loads from a GGUF file (slow to parse: see _gguf_parse_once)
 
 
+def attention_head_size(conf: dict) -> int | None:
+    """Per-head size from a model's config (dict form; a multimodal config's text part): its
+    `head_dim`, else hidden_size / num_attention_heads; None when it says neither."""
+    conf = conf.get("text_config") or conf
+    if conf.get("head_dim"):
+        return int(conf["head_dim"])
+    if conf.get("hidden_size") and conf.get("num_attention_heads"):
+        return int(conf["hidden_size"]) // int(conf["num_attention_heads"])
+    return None
+
+
 def _tiny_tokenizer(cfg):
     from reasoner.char_tokenizer import build_char_tokenizer
 

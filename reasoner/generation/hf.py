@@ -21,7 +21,7 @@ from reasoner.prompts import encode_prompt
 from reasoner.generation.base import Completion, SamplingParams, check_params, find_stop
 from reasoner.generation import lean_decode
 from reasoner.generation.cpu_linear import PackedLinears
-from reasoner.generation.prefix_cache import PrefixStore, weights_fingerprint
+from reasoner.generation.prefix_cache import PrefixStore, forget_if_weights_changed
 
 try:  # transformers 5: the tokenizers-backed tokenizer class
     from transformers.tokenization_utils_tokenizers import TokenizersBackend
@@ -140,8 +140,9 @@ class HFGenerator:
         try:
             packed = self._packed.activate(self.model) if self._packed is not None else contextlib.nullcontext()
             with torch.inference_mode(), packed:
+                lean = lean_decode.step_fn(self.model) if self.lean_decode else None  # once per call: it copies weights
                 for chunk in self._plan(encoded, [len(o) * params.n for o in owners]):
-                    done = iter(self._run_chunk([_Group(encoded[u], c) for u, c in chunk], params, rng))
+                    done = iter(self._run_chunk([_Group(encoded[u], c) for u, c in chunk], params, rng, lean))
                     for u, c in chunk:
                         per_unique[u].extend(next(done) for _ in range(c))
         finally:
@@ -176,8 +177,9 @@ class HFGenerator:
 
     # ---------------------------------------------------------------- decoding
 
-    def _run_chunk(self, groups: list[_Group], params: SamplingParams, rng) -> list[Completion]:
-        """Prefill the distinct prompts once, fan out to sequences, decode until all finish."""
+    def _run_chunk(self, groups: list[_Group], params: SamplingParams, rng, lean) -> list[Completion]:
+        """Prefill the distinct prompts once, fan out to sequences, decode until all finish
+        (decode steps through `lean`, lean_decode's step for this call, where the cache allows)."""
         device = self._device()
         total = sum(g.count for g in groups)
         max_new = params.max_new_tokens
@@ -185,7 +187,7 @@ class HFGenerator:
         if max_new == 0:
             return [Completion("", [], [], "length") for _ in seqs]
 
-        cache, logits, attn, pos = self._prefill(groups, max_new, device)
+        cache, logits, attn, pos = self._prefill(groups, max_new, device, lean)
         base = attn.shape[1]  # cache positions before the first generated token
         prompt_of = [g.ids for g in groups for _ in range(g.count)]  # sequence index -> prompt ids
         tokens = torch.empty(total, max_new, dtype=torch.long, device=device)
@@ -197,7 +199,7 @@ class HFGenerator:
         if params.stop:
             stopper = _StopChecker(self.tokenizer, params.stop, self._stop_memo.setdefault(tuple(params.stop), {}))
         live = total  # rows in the batch whose sequence is not finished
-        lean = self._lean_step(cache)
+        lean = lean if _plain_layers(cache) else None
 
         for step in range(max_new):
             tok, lp = _sample(logits, params, rng)
@@ -235,22 +237,13 @@ class HFGenerator:
         )
         return out.logits[:, -1, :]
 
-    def _lean_step(self, cache):
-        """lean_decode's step for this model, if enabled, supported and the cache is all plain
-        full-attention layers (what it writes to)."""
-        layers = getattr(cache, "layers", None)
-        if not self.lean_decode or DynamicLayer is None or not layers:
-            return None
-        if not all(type(x) in (DynamicLayer, _PreallocatedLayer) for x in layers):
-            return None
-        return lean_decode.step_fn(self.model)
-
-    def _prefill(self, groups: list[_Group], max_new: int, device):
+    def _prefill(self, groups: list[_Group], max_new: int, device, lean):
         """One forward over the left-padded distinct prompts; rows then replicated per sequence.
 
         Prompts with a remembered prefix enter with that prefix's K/V already in the cache
         (right-aligned in a first block of width `cached`) and only their tails as input, so a
         row's cache reads [pad | cached prefix | pad | tail]; the attention mask hides the pads.
+        When every tail is one token, that forward is a decode step (`lean` when given).
         """
         for g in groups:
             g.cached, g.kv = self._lookup(g.ids)
@@ -269,8 +262,7 @@ class HFGenerator:
         cache = _new_cache(self.model, cached + width + max_new if self.preallocate_cache else None)
         if cached:
             attn = torch.cat([self._load_prefixes(cache, groups, cached, device), attn], dim=1)
-        lean = self._lean_step(cache) if cached and width == 1 else None
-        if lean is not None:  # each prompt is one token past its remembered prefix: a decode step
+        if lean is not None and cached and width == 1 and _plain_layers(cache):
             logits = lean(ids[:, 0], pos[:, 0], attn, cache)
         else:
             kwargs = {"logits_to_keep": 1} if self._logits_to_keep else {}
@@ -293,10 +285,7 @@ class HFGenerator:
         """Drop remembered K/V computed with other weights (or when that cannot be told)."""
         if self._prefix is None:
             return
-        now = weights_fingerprint(self.model)
-        if now is None or now != self._prefix.fingerprint:
-            self._prefix.clear()
-        self._prefix.fingerprint = now
+        forget_if_weights_changed(self._prefix, self.model)
 
     def _lookup(self, ids: list[int]) -> tuple[int, list | None]:
         """(tokens reusable from the store, their K/V); the last prompt token is always
@@ -596,17 +585,24 @@ if DynamicLayer is not None:
             self.values = self._v[:, :, : self.length]
 
 
+def _plain_layers(cache) -> bool:
+    """Whether every layer of the cache is a plain full-attention one (what lean_decode writes to)."""
+    layers = getattr(cache, "layers", None)
+    return DynamicLayer is not None and bool(layers) and all(type(x) in (DynamicLayer, _PreallocatedLayer) for x in layers)
+
+
 def _tokens_in(megabytes: float, model) -> int:
     """How many tokens of K/V (all layers, keys and values) fit in `megabytes` for this model;
     16384 when its config does not say how large a token's K/V is."""
-    cfg = getattr(model, "config", None)
-    cfg = getattr(cfg, "text_config", None) or cfg
+    from reasoner.models import attention_head_size
+
     try:
-        heads = cfg.num_attention_heads
-        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-        per_token = 2 * cfg.num_hidden_layers * kv_heads * head_dim * next(model.parameters()).element_size()
-    except (AttributeError, TypeError, StopIteration, ZeroDivisionError):
+        conf = model.config.to_dict()
+        head_dim = attention_head_size(conf)
+        conf = conf.get("text_config") or conf
+        kv_heads = conf.get("num_key_value_heads") or conf["num_attention_heads"]
+        per_token = 2 * conf["num_hidden_layers"] * kv_heads * head_dim * next(model.parameters()).element_size()
+    except (AttributeError, KeyError, TypeError, StopIteration):
         return 16384
     return max(1, int(megabytes * 2**20 // per_token))
 

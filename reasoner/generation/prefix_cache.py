@@ -130,3 +130,12 @@ def weights_fingerprint(model):
         return tuple((p.data_ptr(), p._version) for p in model.parameters())
     except RuntimeError:
         return None
+
+
+def forget_if_weights_changed(store, model) -> None:
+    """Clear a K/V store (`.clear()`, `.fingerprint`) filled with other weights than the model's
+    now, or when that cannot be told: K/V computed by older weights would be silently wrong."""
+    now = weights_fingerprint(model)
+    if now is None or now != store.fingerprint:
+        store.clear()
+    store.fingerprint = now

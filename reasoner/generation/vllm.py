@@ -230,21 +230,25 @@ def _on_cpu() -> bool:
     return current_platform.is_cpu()
 
 
-def _max_positions(model_dir: str) -> int | None:
-    """The model's context length from its config.json (None when it does not say)."""
+def _model_config(model_dir: str) -> dict:
+    """config.json of a model directory (a multimodal config: its text part)."""
     import json
 
     with open(os.path.join(model_dir, "config.json")) as fh:
         conf = json.load(fh)
-    conf = conf.get("text_config", conf)
-    value = conf.get("max_position_embeddings")
+    return conf.get("text_config") or conf
+
+
+def _max_positions(model_dir: str) -> int | None:
+    """The model's context length (None when its config does not say)."""
+    value = _model_config(model_dir).get("max_position_embeddings")
     return int(value) if value else None
 
 
 def _check_cpu_head_size(model_dir: str) -> None:
     """vLLM's CPU attention kernels exist for a few head sizes only; say so before the engine
     dies on its first batch."""
-    import json
+    from reasoner.models import attention_head_size
 
     try:
         from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
@@ -252,10 +256,8 @@ def _check_cpu_head_size(model_dir: str) -> None:
         supported = CPUAttentionBackend.get_supported_head_sizes()
     except (ImportError, AttributeError):  # another vLLM layout: let vLLM decide
         return
-    conf = json.loads(open(os.path.join(model_dir, "config.json")).read())
-    conf = conf.get("text_config", conf)
-    head = conf.get("head_dim") or (conf["hidden_size"] // conf["num_attention_heads"] if "hidden_size" in conf and conf.get("num_attention_heads") else None)
-    if head is not None and int(head) not in supported:
+    head = attention_head_size(_model_config(model_dir))
+    if head is not None and head not in supported:
         raise UserError(
             f"vllm backend: {model_dir} has attention head size {head}; vLLM's CPU kernels support "
             f"{', '.join(map(str, supported))} (use generation.backend=hf for this model)"

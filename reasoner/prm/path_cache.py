@@ -42,12 +42,9 @@ class PathCache:
         self.fingerprint = None
 
     def check(self, model) -> None:
-        from reasoner.generation.prefix_cache import weights_fingerprint
+        from reasoner.generation.prefix_cache import forget_if_weights_changed
 
-        now = weights_fingerprint(model)
-        if now is None or now != self.fingerprint:
-            self.clear()
-        self.fingerprint = now
+        forget_if_weights_changed(self, model)
 
     def clear(self) -> None:
         self._nodes.clear()
