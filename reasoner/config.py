@@ -70,6 +70,8 @@ class DataConfig:
     max_operand: int = 9
     ops: str = "+-*"
     corrupt_fraction: float = 0.0
+    misconception_rate: float = 0.0  # arith SFT data: P(a carry/borrow step is written the buggy way)
+    misconception_ops: str = "+-"  # arith: which operations carry the misconception
     answer_fallback: Optional[bool] = None  # take the last number when no answer is marked (null: the task's default)
 
 

@@ -1,0 +1,157 @@
+"""`reasoner recipe gym`: every method of the toolkit on the arithmetic-gym organism, one command.
+
+SFT (3 seeds) -> collect with step labels -> PRMs (exact, Math-Shepherd, OmegaPRM, implicit) ->
+search sweep over budgets -> online RL (7 algorithms x seeds) -> offline data -> OREO / RFT /
+DPO (x seeds, iterative OREO) -> OREO value-guided beam search; then docs/results/gym.md.
+Everything after SFT starts from the seed-0 SFT policy (the seeds of the later stages are their
+own), every accuracy is on the same held-out test problems, and no knob here was chosen on
+them: the defaults in conf/ come from validation-split sweeps (docs/results/organism.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reasoner.recipes.jobs import Job
+
+ONLINE = ("grpo", "dapo", "dr_grpo", "rloo", "ppo", "prime", "rlep")
+OFFLINE = ("rft", "dpo", "oreo")
+SEARCH = ("majority", "best_of_n", "weighted_best_of_n", "beam", "dvts", "mcts")
+LABELS = ("truth", "shepherd", "omegaprm")
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big each stage is. `full` is the results table; `quick` the same pipeline in <= 20
+    minutes (one seed); `toy` the CI smoke run (seconds per stage, numbers meaningless)."""
+
+    seeds: tuple[int, ...]
+    eval_n: int  # held-out test problems of every greedy evaluation
+    sample_n: int  # held-out test problems of sampled metrics and search
+    samples: int  # samples per problem for maj@k / pass@k
+    sft_steps: int | None  # None: the conf default (2 epochs of data.num_problems)
+    sft_problems: int | None
+    prm_problems: int  # training problems whose samples are labelled
+    prm_eval: int  # validation (threshold choice) and test problems for eval-prm
+    budgets: tuple[int, ...]
+    rl_steps: int
+    rl_eval_every: int
+    rl_prompts: int  # prompts per step (x rl_n samples = rollouts per step)
+    rl_n: int
+    offline_problems: int
+    offline_n: int
+    oreo_rounds: int
+    max_steps: int | None = None  # cap on PRM / offline steps (toy)
+
+    @property
+    def rl_seeds(self) -> tuple[int, ...]:
+        return self.seeds
+
+
+SIZES = {
+    "full": Size(seeds=(0, 1, 2), eval_n=1000, sample_n=500, samples=16, sft_steps=None, sft_problems=None,
+                 prm_problems=1000, prm_eval=300, budgets=(1, 4, 16, 64), rl_steps=200, rl_eval_every=25, rl_prompts=16, rl_n=8,
+                 offline_problems=2000, offline_n=8, oreo_rounds=3),
+    "quick": Size(seeds=(0,), eval_n=300, sample_n=200, samples=16, sft_steps=None, sft_problems=None,
+                  prm_problems=300, prm_eval=100, budgets=(1, 4, 16), rl_steps=60, rl_eval_every=20, rl_prompts=16, rl_n=8,
+                  offline_problems=500, offline_n=8, oreo_rounds=2),
+    "toy": Size(seeds=(0,), eval_n=6, sample_n=4, samples=4, sft_steps=8, sft_problems=64,
+                prm_problems=6, prm_eval=4, budgets=(1, 2), rl_steps=2, rl_eval_every=1, rl_prompts=2, rl_n=2,
+                offline_problems=8, offline_n=4, oreo_rounds=2, max_steps=2),
+}
+
+
+def build(out: Path, size: Size, extra: list[str] | None = None) -> list[Job]:
+    """Every job of the pipeline, in dependency order. `extra` overrides go to every command
+    (e.g. model.device=cuda)."""
+    extra = list(extra or [])
+    jobs: list[Job] = []
+
+    def add(name, command, args, after=(), done="summary.json"):
+        jobs.append(Job(name, command, [*args, *extra], out / name, list(after), done))
+
+    toy = size.max_steps is not None
+    gen_cap = ["generation.max_new_tokens=24"] if toy else []
+    # ------------------------------------------------------------------ SFT, 3 seeds
+    for s in size.seeds:
+        args = [f"seed={s}", f"model.seed={s}"]
+        if size.sft_steps:
+            args.append(f"max_steps={size.sft_steps}")
+        if size.sft_problems:
+            args.append(f"data.num_problems={size.sft_problems}")
+        add(f"sft-s{s}", "train-sft", args)
+        model = f"model={out}/sft-s{s}/final"
+        add(f"sft-s{s}-greedy", "decode", [model, "data.split=test", f"data.num_problems={size.eval_n}", *gen_cap],
+            [f"sft-s{s}"])
+        add(f"sft-s{s}-sampled", "decode", [model, "data.split=test", f"data.num_problems={size.sample_n}",
+                                            f"generation.n={size.samples}", "generation.temperature=1.0",
+                                            f"k=[1,{size.samples}]", *gen_cap], [f"sft-s{s}"])
+        add(f"sft-s{s}-longer", "decode", [model, "data.split=test", f"data.num_problems={size.eval_n}",
+                                           "data.min_ops=4", "data.max_ops=5", "generation.max_new_tokens=128"],
+            [f"sft-s{s}"])
+    policy = f"{out}/sft-s0/final"
+    start = ["sft-s0"]
+
+    # ------------------------------------------------------------------ step-labelled data and PRMs
+    collect = [f"model={policy}", f"n=4", "max_tokens=64"]
+    for label in LABELS:
+        add(f"collect-{label}", "collect", [*collect, "data.split=train", f"data.num_problems={size.prm_problems}",
+                                            f"labels={label}", *( ["labels.rollouts=8"] if label != "truth" else [])],
+            start)
+    for split, seed in (("validation", 1), ("test", 2)):
+        add(f"collect-{split}", "collect", [*collect, f"data.split={split}", f"data.num_problems={size.prm_eval}",
+                                            "labels=truth", f"generation.seed={seed}"], start)
+    prm_cap = [f"max_steps={size.max_steps}"] if toy else []
+    for label in LABELS:
+        add(f"prm-{label}", "train-prm", [f"model={policy}", f"train_file={out}/collect-{label}/trajectories.jsonl", *prm_cap],
+            [f"collect-{label}"])
+    add("prm-implicit", "train-prm", [f"model={policy}", "prm=implicit",
+                                      f"train_file={out}/collect-truth/trajectories.jsonl", *prm_cap], ["collect-truth"])
+    for prm in (*LABELS, "implicit"):
+        for split in ("validation", "test"):
+            add(f"evalprm-{prm}-{split}", "eval-prm", [f"model={policy}", f"prm_model={out}/prm-{prm}/final",
+                                                      f"eval_file={out}/collect-{split}/trajectories.jsonl"],
+                [f"prm-{prm}", f"collect-{split}"])
+
+    # ------------------------------------------------------------------ search over budgets
+    budgets = ",".join(map(str, size.budgets))
+    add("search-sweep", "decode", [f"model={policy}", "data.split=test", f"data.num_problems={size.sample_n}",
+                                   f"sweep=[{budgets}]", f"sweep_methods=[{','.join(SEARCH)}]",
+                                   "scorer.kind=prm", f"scorer.path={out}/prm-truth/final", *gen_cap],
+        ["prm-truth"])
+
+    # ------------------------------------------------------------------ offline data (also RLEP's pool)
+    add("collect-offline", "collect", [f"model={policy}", "data.split=train", f"data.num_problems={size.offline_problems}",
+                                       f"n={size.offline_n}", "max_tokens=64", "selection=balanced"], start)
+
+    # ------------------------------------------------------------------ online RL
+    rl = [f"model={policy}", f"steps={size.rl_steps}", f"eval_every={size.rl_eval_every}",
+          f"eval_problems={size.eval_n}", f"prompts_per_step={size.rl_prompts}", f"generation.n={size.rl_n}", *gen_cap]
+    for s in size.rl_seeds:
+        for algo in ONLINE:
+            args = [f"algo={algo}", *rl, f"seed={s}", f"generation.seed={s}"]
+            after = list(start)
+            if algo == "rlep" and toy:  # the toy policy solves nothing: its pool can only grow
+                args.append("algo.pool_grow=true")
+            elif algo == "rlep":  # the pool: verified-correct SFT samples (the paper's phase 1)
+                args.append(f"algo.pool_file={out}/collect-offline/trajectories.jsonl")
+                after.append("collect-offline")
+            add(f"rl-{algo}-s{s}", "train-rl", args, after)
+
+    # ------------------------------------------------------------------ offline RL
+    off = [f"model={policy}", f"train_file={out}/collect-offline/trajectories.jsonl", f"eval_problems={size.eval_n}"]
+    off_cap = [f"steps={size.max_steps}"] if toy else []
+    for s in size.seeds:
+        for algo in OFFLINE:
+            add(f"off-{algo}-s{s}", "train-rl", [f"algo={algo}", *off, f"seed={s}", *off_cap], ["collect-offline"])
+    add("off-oreo-iterative", "train-rl", ["algo=oreo", *off, f"rounds={size.oreo_rounds}", "seed=0", *off_cap, *gen_cap],
+        ["collect-offline"])
+
+    # ------------------------------------------------------------------ OREO value-guided beam search
+    oreo = f"{out}/off-oreo-s0"
+    eval_data = ["data.split=test", f"data.num_problems={size.sample_n}"]
+    add("oreo-greedy", "decode", [f"model={oreo}/final", *eval_data, *gen_cap], ["off-oreo-s0"])
+    add("oreo-value-beam", "decode", [f"model={oreo}/final", *eval_data, "search=value_beam", "generation.n=16",
+                                      "scorer.kind=value", f"scorer.path={oreo}/value", *gen_cap], ["off-oreo-s0"])
+    return jobs
