@@ -225,14 +225,13 @@ class Trainer:
 
     def _correct_records(self, samples, rewards, fresh) -> list[dict]:
         from reasoner.data import Trajectory
-        from reasoner.grading import extract_answer
 
         out = []
         for k, i in enumerate(fresh):
             if rewards.correct[i]:
                 s = samples[i]
                 t = Trajectory(id=f"{s.problem.id}/rl{self.step_no}-{k}", problem_id=s.problem.id, prompt=s.prompt,
-                               response=s.text, steps=rewards.steps[i], pred_answer=extract_answer(s.text, self.task.answer_style),
+                               response=s.text, steps=rewards.steps[i], pred_answer=rewards.answers[i],
                                reward=1.0, meta={"step": self.step_no + 1, "algo": self.algo})
                 out.append(t.to_dict())
         return out
@@ -386,7 +385,6 @@ def _round(rec: dict) -> dict:
 
 
 def run(cfg) -> Path:
-    from reasoner.grading import get_grader
     from reasoner.models import load_policy, save_model
     from reasoner.rl.pool import ReplayPool
     from reasoner.rl.rewards import RewardModel
@@ -398,12 +396,11 @@ def run(cfg) -> Path:
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
 
     validate(cfg)
-    task = get_task(cfg.data.name)
-    grader = get_grader(task.grader)
+    task = get_task(cfg.data.name).derive(fallback_last_number=cfg.data.answer_fallback)
     problems = task.load_problems(cfg.data)
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no training problems")
-    reward_model = RewardModel(cfg.reward, task, grader)
+    reward_model = RewardModel(cfg.reward, task)
     pool = None
     if cfg.algo.name == "rlep":
         pool = ReplayPool.from_file(cfg.algo.pool_file) if cfg.algo.pool_file else ReplayPool()

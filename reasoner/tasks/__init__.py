@@ -7,12 +7,12 @@ solution is written as a response for SFT.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from reasoner.data import Problem, split_steps as _split
 from reasoner.errors import UserError
-from reasoner.grading import extract_answer
+from reasoner.grading import DEFAULT_TIMEOUT, Graded, extract_answer, get_grader, grade_answer, grade_response
 from reasoner.tasks import arith, generic, gsm8k, math500
 
 
@@ -31,6 +31,26 @@ class Task:
         """The final answer of a response, the same way in every stage (decode, collect, RL)."""
         use_fallback = self.fallback_last_number if fallback is None else fallback
         return extract_answer(response, self.answer_style, fallback_last_number=use_fallback)
+
+    def grade(self, response: str, gold: str, timeout: float | None = DEFAULT_TIMEOUT) -> Graded:
+        """(answer, correct) of a whole response: this task's extraction (with its fallback rule)
+        and its grader under the time limit. Every stage grades through here."""
+        return grade_response(response, gold, self.grader, self.answer_style, self.fallback_last_number, timeout)
+
+    def grade_answer(self, pred: str | None, gold: str, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+        """Whether an already extracted answer (a search's chosen one, a vote) matches the gold."""
+        return grade_answer(pred, gold, self.grader, timeout)
+
+    def derive(self, grader: str | None = None, fallback_last_number: bool | None = None) -> "Task":
+        """This task with another grader (decode's `grader=`) and/or fallback rule
+        (`data.answer_fallback`); None keeps the task's own."""
+        task = self
+        if grader is not None:
+            get_grader(grader)  # an unknown name fails here, before any model is loaded
+            task = replace(task, grader=grader)
+        if fallback_last_number is not None:
+            task = replace(task, fallback_last_number=bool(fallback_last_number))
+        return task
 
     def load_problems(self, cfg) -> list[Problem]:
         """Problems of cfg.split, the first cfg.limit of them when a limit is set."""
