@@ -35,6 +35,7 @@ class UpdatePlan:
     max_len: int | None = None  # Dr. GRPO's constant normaliser
     value_clip: float | None = 0.2
     max_grad_norm: float = 1.0
+    temperature: float = 1.0  # the sampling temperature: every log-prob (policy, old, reference) is taken at it
 
     def minibatches(self, B: int, rng: torch.Generator) -> list[torch.Tensor]:
         size = self.minibatch_size or B
@@ -53,15 +54,17 @@ def _weight(plan: UpdatePlan, mask: torch.Tensor, rows: torch.Tensor, mb_rows: t
 
 
 @torch.no_grad()
-def no_grad_logprobs(model, batch: RolloutBatch, micro: int) -> torch.Tensor:
-    """Per-token log-probs of the whole batch under `model` (eval-free: same mode as training)."""
-    parts = [token_logprobs(model, batch.rows(slice(i, i + micro)))[0] for i in range(0, batch.input_ids.size(0), micro)]
+def no_grad_logprobs(model, batch: RolloutBatch, micro: int, temperature: float = 1.0) -> torch.Tensor:
+    """Per-token log-probs of the whole batch under `model` at `temperature` (eval-free: same mode as training)."""
+    parts = [token_logprobs(model, batch.rows(slice(i, i + micro)), temperature=temperature)[0]
+             for i in range(0, batch.input_ids.size(0), micro)]
     return torch.cat(parts)
 
 
 @torch.no_grad()
-def no_grad_reference(reference, batch: RolloutBatch, micro: int) -> torch.Tensor:
-    parts = [reference_outputs(reference, batch.rows(slice(i, i + micro)))[0] for i in range(0, batch.input_ids.size(0), micro)]
+def no_grad_reference(reference, batch: RolloutBatch, micro: int, temperature: float = 1.0) -> torch.Tensor:
+    parts = [reference_outputs(reference, batch.rows(slice(i, i + micro)), temperature=temperature)[0]
+             for i in range(0, batch.input_ids.size(0), micro)]
     return torch.cat(parts)
 
 
@@ -103,7 +106,8 @@ def policy_update(model, optimizer, scheduler, batch: RolloutBatch, advantages: 
                 rows = mb[i:i + plan.micro_batch]
                 sub = batch.rows(rows.to(device))
                 m = mask[rows]
-                logp, ent, logits = token_logprobs(model, sub, with_entropy=epoch == 0, keep_logits=use_full)
+                logp, ent, logits = token_logprobs(model, sub, with_entropy=epoch == 0, keep_logits=use_full,
+                                                   temperature=plan.temperature)
                 if old_logp is not None:
                     old = old_logp[rows]
                 else:
@@ -119,10 +123,10 @@ def policy_update(model, optimizer, scheduler, batch: RolloutBatch, advantages: 
                         ref_logp=ref_logp[rows] if use_k3 else None, beta=plan.beta if use_k3 else 0.0,
                         aggregation=plan.aggregation, max_len=plan.max_len)
                 if use_full:
-                    ref_logits = reference_outputs(reference, sub, keep_logits=True)[1]
+                    ref_logits = reference_outputs(reference, sub, keep_logits=True, temperature=plan.temperature)[1]
                     kl = full_vocab_kl(logits, ref_logits)
                     loss = loss + plan.beta * aggregate(kl, m, plan.aggregation, plan.max_len)
-                    met["kl"] = float((kl * m).sum() / m.sum().clamp(min=1))
+                    met["kl"] = float((kl.detach() * m).sum() / m.sum().clamp(min=1))
                 w = _weight(plan, mask, rows, mb)
                 if not torch.isfinite(loss):
                     raise NonFiniteLoss(f"policy loss is {float(loss.detach())}")

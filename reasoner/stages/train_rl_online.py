@@ -109,7 +109,7 @@ class Trainer:
             eps_high=a.eps_high, dual_clip=a.dual_clip, aggregation=a.loss_aggregation,
             importance_level=a.importance_level if a.name == "rloo" else "token", beta=a.beta,
             kl_estimator=a.kl_estimator, max_len=cfg.generation.max_new_tokens, value_clip=a.value_clip,
-            max_grad_norm=cfg.optim.max_grad_norm)
+            max_grad_norm=cfg.optim.max_grad_norm, temperature=cfg.generation.temperature)
         rows = cfg.prompts_per_step * (cfg.generation.n + (a.replay if a.name == "rlep" else 0))
         per_step = epochs * math.ceil(rows / (a.minibatch_size or rows))
         self.optimizer = build_optimizer(model.parameters(), cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas)
@@ -255,8 +255,9 @@ class Trainer:
         micro = cfg.batch_size
         extra: dict = {}
         kl_reward = a.beta != 0.0 and a.kl_estimator == "reward"
-        old_logp = no_grad_logprobs(self.model, batch, micro) if (plan.needs_old_pass(B) or kl_reward) else None
-        ref_logp = no_grad_reference(self.reference, batch, micro) if a.beta != 0.0 and a.kl_estimator != "full" else None
+        old_logp = no_grad_logprobs(self.model, batch, micro, plan.temperature) if (plan.needs_old_pass(B) or kl_reward) else None
+        ref_logp = (no_grad_reference(self.reference, batch, micro, plan.temperature)
+                    if a.beta != 0.0 and a.kl_estimator != "full" else None)
         if kl_reward:
             sampled = old_logp
             extra["kl"] = float(((sampled - ref_logp) * mask).sum() / mask.sum().clamp(min=1))
@@ -335,7 +336,8 @@ class Trainer:
 
     def _prime_process_rewards(self, batch, mask, outcome) -> tuple[torch.Tensor, dict]:
         """Update the implicit PRM on verifier outcomes (BCE), then read its token rewards
-        r_t = beta * (log pi_phi - log pi_ref) for the policy's advantages."""
+        r_t = beta * (log pi_phi - log pi_ref) for the policy's advantages. The PRM scores the
+        rollouts as fixed data (like DPO), so its log-probs stay at temperature 1."""
         from reasoner.prm.losses import implicit_loss
         from reasoner.rl.batch import token_logprobs
         from reasoner.rl.update import NonFiniteLoss, no_grad_logprobs, no_grad_reference

@@ -132,6 +132,25 @@ def test_pool_records_keep_the_answer_the_reward_pass_graded():
     assert [(r["response"], r["pred_answer"], r["reward"]) for r in rows] == [(texts[0], "7", 1.0), (texts[1], "7", 1.0)]
 
 
+@pytest.mark.parametrize("kl", ["k3", "full"])
+def test_online_update_takes_every_logprob_at_the_sampling_temperature(tmp_path, monkeypatch, kl):
+    """Policy, old and reference log-probs (and so ratios and KL) all at generation.temperature, as TRL."""
+    from reasoner.rl import batch, update
+
+    seen = []
+    real = batch.token_logprobs
+
+    def spy(*args, temperature=1.0, **kwargs):
+        seen.append(temperature)
+        return real(*args, temperature=temperature, **kwargs)
+
+    monkeypatch.setattr(batch, "token_logprobs", spy)   # reference passes
+    monkeypatch.setattr(update, "token_logprobs", spy)  # policy and old passes
+    recs = _run(tmp_path, kl, "algo=grpo", "steps=1", "generation.temperature=0.7", "algo.beta=0.05",
+                f"algo.kl_estimator={kl}", "algo.minibatch_size=4", "eval_every=0")
+    assert "kl" in recs[0] and len(seen) >= 3 and set(seen) == {0.7}
+
+
 def test_rlep_replays_pooled_answers_beside_fresh_ones(tmp_path):
     pool = _gold_pool(tmp_path / "pool.jsonl")
     recs = _run(tmp_path, "rlep", "algo=rlep", f"algo.pool_file={pool}", "steps=1")
