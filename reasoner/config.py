@@ -130,6 +130,8 @@ class OptimConfig:
     warmup_steps: int = 20
     schedule: str = "cosine"  # cosine | linear | constant
     max_grad_norm: float = 1.0
+    # a step moving the weights by more than this fraction of their norm is refused (exit 2); null: off
+    max_update_ratio: Optional[float] = 1.0
 
 
 @dataclass

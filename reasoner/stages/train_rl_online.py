@@ -80,6 +80,7 @@ class Trainer:
         from reasoner.generation.factory import build_generator, local_model_dir
         from reasoner.models import is_peft, load_reference, load_value_model
         from reasoner.rl.update import UpdatePlan
+        from reasoner.utils.guard import StepGuard
         from reasoner.utils.train import build_optimizer, build_scheduler
 
         self.cfg, self.run_dir, self.model, self.tok = cfg, run_dir, model, tokenizer
@@ -95,7 +96,7 @@ class Trainer:
         if a.name == "ppo":
             self.critic = load_value_model(cfg.model, model).train()
             self.critic_opt = build_optimizer(self.critic.parameters(), a.critic_lr, cfg.optim.weight_decay, cfg.optim.betas)
-        self.prm = self.prm_opt = self.prm_ref = None
+        self.prm = self.prm_opt = self.prm_ref = self.prm_guard = None
         if a.name == "prime":
             self.prm = copy.deepcopy(model)
             if not is_peft(self.prm):
@@ -103,13 +104,15 @@ class Trainer:
             self.prm.train()
             self.prm_ref = load_reference(cfg.model, self.prm) if is_peft(self.prm) else self.reference
             self.prm_opt = build_optimizer(self.prm.parameters(), a.prm_lr, cfg.optim.weight_decay, cfg.optim.betas)
+            self.prm_guard = StepGuard.for_config(self.prm_opt, "implicit PRM", cfg.optim)
         epochs = a.ppo_epochs if a.name == "ppo" else a.num_iterations
         self.plan = UpdatePlan(
             epochs=epochs, minibatch_size=a.minibatch_size, micro_batch=cfg.batch_size, eps_low=a.eps_low,
             eps_high=a.eps_high, dual_clip=a.dual_clip, aggregation=a.loss_aggregation,
             importance_level=a.importance_level if a.name == "rloo" else "token", beta=a.beta,
             kl_estimator=a.kl_estimator, max_len=cfg.generation.max_new_tokens, value_clip=a.value_clip,
-            max_grad_norm=cfg.optim.max_grad_norm, temperature=cfg.generation.temperature)
+            max_grad_norm=cfg.optim.max_grad_norm, temperature=cfg.generation.temperature,
+            max_update_ratio=cfg.optim.max_update_ratio)
         rows = cfg.prompts_per_step * (cfg.generation.n + (a.replay if a.name == "rlep" else 0))
         per_step = epochs * math.ceil(rows / (a.minibatch_size or rows))
         self.optimizer = build_optimizer(model.parameters(), cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas)
@@ -340,7 +343,8 @@ class Trainer:
         rollouts as fixed data (like DPO), so its log-probs stay at temperature 1."""
         from reasoner.prm.losses import implicit_loss
         from reasoner.rl.batch import token_logprobs
-        from reasoner.rl.update import NonFiniteLoss, no_grad_logprobs, no_grad_reference
+        from reasoner.rl.update import no_grad_logprobs, no_grad_reference
+        from reasoner.utils.guard import check_loss
 
         a, micro = self.cfg.algo, self.cfg.batch_size
         B = batch.input_ids.size(0)
@@ -351,14 +355,12 @@ class Trainer:
             sl = slice(i, i + micro)
             logp = token_logprobs(self.prm, batch.rows(sl))[0]
             loss, met = implicit_loss(logp, ref[sl], mask[sl], outcome[sl], a.prm_beta)
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"implicit PRM loss is {float(loss.detach())}")
+            check_loss("implicit PRM loss", loss)
             n = logp.size(0)
             (loss * n / B).backward()
             loss_sum += float(loss.detach()) * n
             acc_sum += met["outcome_acc"] * n
-        torch.nn.utils.clip_grad_norm_([p for p in self.prm.parameters() if p.requires_grad], self.cfg.optim.max_grad_norm)
-        self.prm_opt.step()
+        self.prm_guard.step()
         logp = no_grad_logprobs(self.prm, batch, micro)
         process = a.prm_beta * (logp - ref) * mask
         return process, {"prm_loss": loss_sum / B, "prm_acc": acc_sum / B}
@@ -391,9 +393,9 @@ def run(cfg) -> Path:
     from reasoner.rl.pool import ReplayPool
     from reasoner.rl.rewards import RewardModel
     from reasoner.rl.sinks import MetricSinks
-    from reasoner.rl.update import NonFiniteLoss
     from reasoner.tasks import get_task
     from reasoner.utils import checkpoint as ckpt
+    from reasoner.utils.guard import RefusedStep, require_finite_model, stop_error
     from reasoner.utils.io import append_jsonl
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
 
@@ -427,10 +429,8 @@ def run(cfg) -> Path:
         while trainer.step_no < cfg.steps:
             try:
                 metrics, correct = trainer.step()
-            except NonFiniteLoss as err:
-                kept = ckpt.list_checkpoints(ckpt_root)
-                where = f"last good checkpoint kept: {kept[-1]}" if kept else "no checkpoint had been saved yet"
-                raise UserError(f"train-rl: {err} at step {trainer.step_no + 1}; stopped without saving ({where})") from None
+            except RefusedStep as err:
+                raise stop_error("train-rl", trainer.step_no + 1, err, ckpt_root) from None
             step = trainer.step_no
             if correct:
                 append_jsonl(pool_path, correct)
@@ -445,6 +445,7 @@ def run(cfg) -> Path:
     sinks.close()
     model.eval()
     final_dir = run_dir / "final"
+    require_finite_model(trainer.models(), "train-rl: final model", ckpt_root)
     save_model(model, tokenizer, final_dir, merge_lora=True)
     if getattr(model, "peft_config", None):
         save_model(model, tokenizer, run_dir / "adapter")
