@@ -14,8 +14,7 @@ REQUIRED = {"jsonl": ["data.path=x.jsonl"], "hf": ["model.name_or_path=some/dir"
 COMMAND_REQUIRED = {"convert": ["input=a.jsonl", "output=b.jsonl"]}
 
 
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (config.conf_dir() / group).glob("*.yaml"))
+group_options = config.group_options
 
 
 @pytest.mark.parametrize("command", sorted(config.SCHEMAS))
