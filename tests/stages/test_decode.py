@@ -73,7 +73,7 @@ def test_guided_search_without_a_scorer_or_with_a_typo_stops_before_writing(tmp_
         decode.run(config.load("decode", SMALL + [f"run_dir={tmp_path}/a", "search=mcts"]))
     code, _, err = cli("decode", "--search", "beam", *SMALL, f"run_dir={tmp_path}/b", "search.params.widht=2",
                        "scorer.kind=prm", "scorer.path=nowhere")
-    assert code == 2 and "search.params.widht: unknown parameter of search 'beam'" in err
+    assert code == 2 and "unknown key 'search.params.widht' (did you mean 'search.params.width'?)" in err
     code, _, err = cli("decode", "--sweep", "n=1,two", *SMALL, f"run_dir={tmp_path}/c")
     assert code == 2 and "--sweep" in err
     assert not any((tmp_path / d).exists() for d in "abc")
