@@ -35,18 +35,14 @@ ALIASES = {
 }
 
 
-def _group_options(group: str) -> set[str]:
-    from reasoner.config import conf_dir
-
-    return {p.stem for p in (conf_dir() / group).glob("*.yaml")}
-
-
 def normalize_overrides(overrides: list[str]) -> list[str]:
     """Let users write `model=PATH`, `data=FILE.jsonl` and `task=arith` as they would expect.
 
     Hydra reads `model=X` as a config-group choice; a path that is not a group option becomes
     `model.name_or_path=X` (and `data=FILE` becomes the generic jsonl task reading FILE).
     """
+    from reasoner.config import group_options
+
     out: list[str] = []
     for item in overrides:
         key, eq, value = item.partition("=")
@@ -56,10 +52,10 @@ def normalize_overrides(overrides: list[str]) -> list[str]:
         if eq and key in ALIASES:
             key = ALIASES[key]
             item = f"{key}={value}"
-        if eq and key == "model" and value not in _group_options("model"):
+        if eq and key == "model" and value not in group_options("model"):
             out += [f"model.name_or_path={value}"]
             continue
-        if eq and key == "data" and value not in _group_options("data"):
+        if eq and key == "data" and value not in group_options("data"):
             if value.endswith(DATA_SUFFIXES) or Path(value).exists():
                 out += ["data=jsonl", f"data.path={value}"]
                 continue

@@ -2,15 +2,20 @@
 
 Each subcommand composes `conf/<command>.yaml` with the user's `key=value` overrides, then
 merges the result into a dataclass schema, so a typo or a wrong type fails with one line
-instead of a stack trace, and stage code only ever sees typed objects.
+instead of a stack trace, and stage code only ever sees typed objects. The config is strict at
+every level: an unknown key (in an override or a yaml), an unknown group choice, a search
+parameter the chosen method does not take, a data option the chosen source does not read, or a
+value inconsistent with another (decode k > generation.n) stops with one line, with a
+"did you mean" where a close name exists -- also under --dry-run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from reasoner.errors import UserError
 
@@ -88,13 +93,15 @@ class GenerationConfig:
     prefix_cache: bool = False  # hf: reuse K/V of earlier calls' sequences for prompts extending them (search)
     prefix_cache_mb: float = 1024  # hf: memory for the prefix cache's K/V (sets how many tokens it keeps)
     prefix_cache_tokens: Optional[int] = None  # hf: or a fixed number of tokens instead
-    vllm: dict[str, Any] = field(default_factory=dict)  # vllm: extra vllm.LLM args (max_model_len, gpu_memory_utilization, enforce_eager, ...)
+    # vllm: extra vllm.LLM args (max_model_len, gpu_memory_utilization, enforce_eager, ...); free-form on
+    # purpose (passed through to vllm.LLM, which owns their names), so its keys are not checked here
+    vllm: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class SearchConfig:
     name: str = "sample"  # greedy/sampling here; PRM-guided methods plug in by name
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # checked against the method's own (search/methods.py)
 
 
 @dataclass
@@ -132,6 +139,8 @@ class OptimConfig:
     warmup_steps: int = 20
     schedule: str = "cosine"  # cosine | linear | constant
     max_grad_norm: float = 1.0
+    # a step moving the weights by more than this fraction of their norm is refused (exit 2); null: off
+    max_update_ratio: Optional[float] = 1.0
 
 
 @dataclass
@@ -380,6 +389,46 @@ def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
     return groups, values
 
 
+def group_options(group: str) -> list[str]:
+    """The choices of a config group: the yaml files in conf/<group>/."""
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+
+
+def closest(word: str, candidates) -> Optional[str]:
+    """The candidate a typo most likely meant, or None when none is close."""
+    found = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _unknown_choice(what: str, value: str, choices: list[str]) -> UserError:
+    guess = closest(value, choices)
+    hint = f"did you mean '{guess}'?" if guess else f"choose from {', '.join(choices)}"
+    return UserError(f"config: unknown {what} '{value}' ({hint})")
+
+
+def _command_groups(command: str) -> dict[str, str]:
+    """The group choices conf/<command>.yaml starts from ({"model": "tiny-arith", ...})."""
+    from omegaconf import OmegaConf
+
+    defaults = OmegaConf.to_container(OmegaConf.load(conf_dir() / f"{command}.yaml")).get("defaults") or []
+    return {k: v for entry in defaults if isinstance(entry, dict) for k, v in entry.items()}
+
+
+def _check_group_choices(command: str, group_overrides: list[str]) -> dict[str, str]:
+    """The command's group choices after the user's; an unknown group or choice is one line."""
+    choices = _command_groups(command)
+    for item in group_overrides:
+        if item.startswith(("+", "~")):
+            continue  # Hydra's own append/delete syntax: Hydra reports its errors
+        group, _, value = item.partition("=")
+        if group not in choices:
+            raise UserError(f"config: unknown key '{group}' ({command.replace('_', '-')} has no {group} choice)")
+        if value not in group_options(group):
+            raise _unknown_choice(group, value, group_options(group))
+        choices[group] = value
+    return choices
+
+
 def compose(command: str, group_overrides: list[str]):
     """Compose conf/<command>.yaml with its group choices and return a plain DictConfig."""
     from hydra import compose as hydra_compose
@@ -409,6 +458,85 @@ def _parse_value_overrides(values: list[str]):
     return OmegaConf.from_dotlist(values)
 
 
+def _paths(node, prefix: str = "") -> list[str]:
+    """Dotted paths of a config's keys, descending into schema (dataclass) nodes, shallow first."""
+    from omegaconf import DictConfig, OmegaConf
+
+    out, nested = [], []
+    for key in node:
+        child, path = node._get_node(key), f"{prefix}{key}"
+        out.append(path)
+        if isinstance(child, DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(child)):
+            nested.append((child, path))
+    for child, path in nested:
+        out += _paths(child, f"{path}.")
+    return out
+
+
+def _suggest(path: str, siblings, schema_paths: list[str]) -> Optional[str]:
+    """A close key at the same level (`optim.lrr` -> `optim.lr`), else a key of that name
+    elsewhere in the schema (`lr` -> `optim.lr`, `nn` -> `generation.n`)."""
+    prefix, _, leaf = path.rpartition(".")
+    guess = closest(leaf, siblings)
+    if guess:
+        return f"{prefix}.{guess}" if prefix else guess
+    by_leaf: dict[str, str] = {}
+    for p in schema_paths:
+        by_leaf.setdefault(p.rpartition(".")[2], p)
+    guess = closest(leaf, by_leaf)
+    return by_leaf[guess] if guess else None
+
+
+def unknown_key(path: str, siblings, schema_paths: list[str] = (), where: str = "", hint: str = "") -> UserError:
+    """The one-line error for a key no schema has: `unknown key 'stepz' (did you mean 'steps'?)`."""
+    guess = _suggest(path, siblings, list(schema_paths))
+    note = f"did you mean '{guess}'?" if guess else hint
+    return UserError(f"config: unknown key '{path}'{where}" + (f" ({note})" if note else ""))
+
+
+def _yaml_source(command: str, choices: dict[str, str], path: str) -> str:
+    """The shipped yaml an unknown composed key came from: its group's file, else conf/<command>.yaml."""
+    from omegaconf import OmegaConf
+
+    group, _, rest = path.partition(".")
+    if group in choices and rest:
+        candidate = conf_dir() / group / f"{choices[group]}.yaml"
+        if candidate.is_file() and OmegaConf.select(OmegaConf.load(candidate), rest) is not None:
+            return str(candidate)
+    return str(conf_dir() / f"{command}.yaml")
+
+
+def _merge(base, other, where: Callable[[str], str]):
+    """base merged with other; an unknown key or a bad value is one line (`where` names the source)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+    try:
+        return OmegaConf.merge(base, other)
+    except ConfigKeyError as exc:
+        path, owner = getattr(exc, "full_key", None), getattr(exc, "object_type", None)
+        if not path or not dataclasses.is_dataclass(owner):
+            raise UserError(f"config: {_full_key_message(exc)}") from None
+        siblings = [f.name for f in dataclasses.fields(owner)]
+        raise unknown_key(path, siblings, _paths(base), where(path)) from None
+    except OmegaConfBaseException as exc:
+        raise UserError(f"config: {_full_key_message(exc)}") from None
+
+
+def _user_paths(user) -> set[str]:
+    """Dotted paths of every leaf the user's overrides set (`data.num_problems`, `k`)."""
+    from omegaconf import DictConfig
+
+    out = set()
+    for key in user:
+        child = user._get_node(key)
+        if isinstance(child, DictConfig) and len(child):
+            out |= {f"{key}.{p}" for p in _user_paths(child)}
+        else:
+            out.add(str(key))
+    return out
+
+
 def load(command: str, overrides: list[str]):
     """Compose and validate the config of a subcommand: returns its typed dataclass."""
     from omegaconf import OmegaConf
@@ -416,18 +544,96 @@ def load(command: str, overrides: list[str]):
 
     schema = SCHEMAS[command]
     groups, values = split_overrides(overrides)
+    choices = _check_group_choices(command, groups)
     raw = compose(command, groups)
+    user = _parse_value_overrides(values)
+    # Hydra marks its result struct, and the flag would lock the free-form dicts too (search.params,
+    # generation.vllm); cleared, the dataclass schema is what rejects unknown keys (False would
+    # switch that off as well).
+    OmegaConf.set_struct(raw, None)
+    merged = _merge(OmegaConf.structured(schema), raw, lambda path: f" in {_yaml_source(command, choices, path)}")
+    merged = _merge(merged, user, lambda path: "")
     try:
-        user = _parse_value_overrides(values)
-        OmegaConf.set_struct(raw, False)
-        missing = sorted(OmegaConf.missing_keys(OmegaConf.merge(raw, user)))
+        # a yaml's ??? merged into the schema keeps the schema's default, so look for it before the schema
+        missing = sorted(OmegaConf.missing_keys(OmegaConf.merge(raw, user)) | OmegaConf.missing_keys(merged))
         if missing:
             raise UserError(f"config: {missing[0]} is required (add {missing[0]}=...)")
-        merged = OmegaConf.merge(OmegaConf.structured(schema), raw, user)
         obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         raise UserError(f"config: {_full_key_message(exc)}") from None
+    check_consistency(obj, _user_paths(user))
     return obj
+
+
+# --------------------------------------------------------------------------- cross-field checks
+
+
+def check_consistency(cfg, user_paths: set[str]) -> None:
+    """Checks one field's schema cannot make: the data options the chosen source reads, the
+    chosen search method's params, decode's k against n. `user_paths` are the keys the user set
+    (defaults in the yamls and the schema never count as a misapplied option)."""
+    if isinstance(getattr(cfg, "data", None), DataConfig):
+        check_data_options(cfg.data, {p.split(".")[1] for p in user_paths if p.startswith("data.")})
+    if isinstance(cfg, DecodeConfig):
+        check_search(cfg.search, cfg.sweep_methods)
+        check_k(cfg, any(p == "k" or p.startswith("k.") for p in user_paths))
+
+
+def check_data_options(data: DataConfig, user_keys: set[str]) -> None:
+    """Each task declares the DataConfig options it reads; setting another one is an error."""
+    from reasoner.tasks import TASKS
+
+    if data.name not in TASKS:
+        raise _unknown_choice("data.name", data.name, sorted(TASKS))
+    task = TASKS[data.name]
+    for key in sorted(user_keys - task.data_options):
+        hint = task.option_hints.get(key)
+        raise UserError(f"config: data.{key} does not apply to data={task.name}" + (f" ({hint})" if hint else ""))
+
+
+def check_search(search: SearchConfig, sweep_methods: list[str]) -> None:
+    """search.params against the chosen method's accepted params (names, pinned values, types)."""
+    params = dict(search.params or {})
+    if search.name == "sample" and params:
+        raise UserError(f"config: unknown key 'search.params.{next(iter(params))}' (search=sample takes no "
+                        "params; pick a method with --search NAME or search=NAME)")
+    if search.name == "sample" and not sweep_methods:
+        return
+    from reasoner.search.methods import SEARCH_METHODS, check_params  # lazy: the search package loads torch
+
+    known = ["sample", *SEARCH_METHODS]
+    for name in [search.name, *sweep_methods]:
+        if name not in known:
+            raise _unknown_choice("search" if name == search.name else "sweep_methods entry", name, known)
+    if search.name == "sample":
+        return
+    accepted = SEARCH_METHODS[search.name].defaults
+    for key in params:
+        if key not in accepted:
+            raise unknown_key(f"search.params.{key}", accepted,
+                              hint=f"search={search.name} takes {', '.join(sorted(accepted))}")
+    try:
+        check_params(search.name, params)  # pinned values, types and ranges: the registry's own rules
+    except UserError as exc:
+        raise UserError(f"config: {exc}") from None
+
+
+def check_k(cfg: DecodeConfig, user_set_k: bool) -> None:
+    """pass@k / maj@k are reported by plain sampling, for 1 <= k <= generation.n."""
+    if cfg.search.name != "sample" or cfg.sweep:
+        if user_set_k:
+            what = "a sweep" if cfg.sweep else f"search={cfg.search.name}"
+            raise UserError(f"config: k does not apply to {what} (pass@k/maj@k are reported by search=sample)")
+        return
+    n = cfg.generation.n
+    if n < 1:
+        raise UserError(f"config: generation.n must be >= 1 (got {n})")
+    for k in cfg.k:
+        if k < 1:
+            raise UserError(f"config: k entries must be >= 1 (got k={k})")
+        if k > n:
+            raise UserError(f"config: k={k} is larger than generation.n={n} "
+                            f"(pass@{k}/maj@{k} need at least {k} samples; raise generation.n or drop k={k})")
 
 
 def to_dict(cfg) -> dict:

@@ -13,12 +13,12 @@ import signal
 import threading
 from decimal import Decimal, localcontext
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from reasoner.errors import UserError
 
 DEFAULT_TIMEOUT = 5.0
-MAX_ANSWER_CHARS = 1000     # longer "answers" are not answers; also bounds parser work
+MAX_ANSWER_CHARS = 1000     # longest answer handed to math-verify (bounds parser work, not correctness)
 ANSWER_STYLES = ("auto", "answer", "gsm8k", "boxed", "number")
 _STYLE_ALIASES = {"gym": "answer", "arith": "answer", "hash": "gsm8k", "math": "boxed", "last_number": "number"}
 
@@ -172,8 +172,7 @@ def extract_answer(text: str | None, style: str = "auto", fallback_last_number: 
         found = _last(_NUMBER_RE, text)
     if found is None:
         return None
-    cleaned = _clean(found)
-    return cleaned[:MAX_ANSWER_CHARS] if cleaned else None
+    return _clean(found)
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -319,14 +318,20 @@ def _math_equal(pred: str, gold: str) -> bool:
 
 
 def grade_math(pred: str | None, gold: str, timeout: float | None = DEFAULT_TIMEOUT) -> bool:
-    """Mathematical equivalence via math-verify (\\frac{1}{2} == 0.5 == \\dfrac12), time-limited."""
-    if pred is None or gold is None or len(pred) > MAX_ANSWER_CHARS:
+    """Mathematical equivalence via math-verify (\\frac{1}{2} == 0.5 == \\dfrac12), time-limited.
+
+    An answer equal to the gold after normalisation is correct at any length; only answers over
+    MAX_ANSWER_CHARS are kept from math-verify's parser (they grade incorrect unless equal).
+    """
+    if pred is None or gold is None:
         return False
-    if grade_exact(pred, gold):
+    if grade_exact(pred, gold) or normalize_answer(pred) == normalize_answer(gold):
         return True
     a, b = to_fraction(pred), to_fraction(gold)
     if a is not None and b is not None:
         return abs(a - b) <= max(1e-9, 1e-6 * max(abs(a), abs(b)))
+    if max(len(pred), len(gold)) > MAX_ANSWER_CHARS:
+        return False
     try:
         return bool(run_with_timeout(_math_equal, pred, gold, timeout=timeout, default=False))
     except Exception:  # a parser bug on odd input is a wrong answer, not a crash
@@ -343,8 +348,21 @@ def get_grader(name: str) -> Callable[..., bool]:
     return GRADERS[name]
 
 
+class Graded(NamedTuple):
+    """A graded response: the answer extracted from it (None: none found) and the verdict."""
+
+    pred: str | None
+    correct: bool
+
+
+def grade_answer(pred: str | None, gold: str, grader: str = "exact", timeout: float | None = DEFAULT_TIMEOUT) -> bool:
+    """Whether an extracted answer matches the gold under the named grader (no answer: False)."""
+    return pred is not None and bool(get_grader(grader)(pred, gold, timeout=timeout))
+
+
 def grade_response(response: str, gold: str, grader: str = "exact", style: str = "auto",
-                   fallback_last_number: bool = False, timeout: float | None = DEFAULT_TIMEOUT) -> tuple[str | None, bool]:
-    """(extracted answer, correct) for a whole response."""
+                   fallback_last_number: bool = False, timeout: float | None = DEFAULT_TIMEOUT) -> Graded:
+    """Extract the answer of a whole response and grade it: the one grading path
+    (reasoner.tasks.Task.grade calls it with the task's style, fallback rule and grader)."""
     pred = extract_answer(response, style, fallback_last_number)
-    return pred, pred is not None and get_grader(grader)(pred, gold, timeout=timeout)
+    return Graded(pred, grade_answer(pred, gold, grader, timeout))

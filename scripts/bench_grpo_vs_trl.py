@@ -34,7 +34,6 @@ def build_cfg(args):
 
 def bench_ours(args) -> dict:
     from reasoner.generation.hf import HFGenerator
-    from reasoner.grading import get_grader
     from reasoner.models import load_policy
     from reasoner.rl.rewards import RewardModel
     from reasoner.stages.train_rl_online import Trainer
@@ -46,7 +45,7 @@ def bench_ours(args) -> dict:
     model, tok = load_policy(cfg.model)
     task = get_task("arith")
     trainer = Trainer(cfg, Path(cfg.run_dir), model, tok, task.load_problems(cfg.data), task,
-                      RewardModel(cfg.reward, task, get_grader(task.grader)), None)
+                      RewardModel(cfg.reward, task), None)
     trainer.generator = HFGenerator(model, tok, batch_size=args.prompts * args.group, ignore_eos=True)
     times, cpu, tokens = [], [], []
     for i in range(args.steps + 1):
@@ -69,22 +68,19 @@ def bench_trl(args, gradient_checkpointing: bool) -> dict:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from reasoner.grading import get_grader
     from reasoner.models import load_policy
     from reasoner.prompts import build_prompt
-    from reasoner.stages.decode import grade_sample
     from reasoner.tasks import get_task
 
     cfg = build_cfg(args)
     torch.manual_seed(0)
     model, tok = load_policy(cfg.model)
     task = get_task("arith")
-    grader = get_grader(task.grader)
     problems = task.load_problems(cfg.data)[: args.prompts * (args.steps + 1)]
     ds = Dataset.from_list([{"prompt": build_prompt(p.prompt, tok, "none", None, "arith"), "answer": p.answer} for p in problems])
 
     def verifier(prompts, completions, answer, **_):
-        return [1.0 if grade_sample(task, grader, c, a, 5.0)[1] else 0.0 for c, a in zip(completions, answer)]
+        return [1.0 if task.grade(c, a).correct else 0.0 for c, a in zip(completions, answer)]
 
     class Timer(TrainerCallback):
         def __init__(self):

@@ -172,7 +172,9 @@ def main() -> None:
     if args.data_path:
         data.append(f"data.path={args.data_path}")
     model = [f"model={args.model}"] if args.model in ("tiny-arith", "smollm2-135m") else [f"model.name_or_path={args.model}"]
-    overrides = model + data + [f"data.limit={args.problems}", f"data.num_problems={args.problems}", "data.split=test",
+    if args.data == "arith":  # the gym generates num_problems; file sources take data.limit only
+        data.append(f"data.num_problems={args.problems}")
+    overrides = model + data + [f"data.limit={args.problems}", "data.split=test",
                                 f"generation.max_new_tokens={args.max_new_tokens}", f"generation.batch_size={args.batch_size}",
                                 "model.device=cpu"] + (["scorer.kind=prm", f"scorer.path={args.prm}"] if args.prm else [])
     rows = bench(overrides + args.overrides, args.widths, args.beam_width, args.temperature, args.repeats, args.warm,

@@ -101,6 +101,28 @@ def test_registry_and_grade_response():
     assert grade_response("no answer", "2", "exact", "answer") == (None, False)
 
 
+LONG = "+".join(f"x_{{{i}}}" for i in range(400))   # a 2000+ character expression
+
+
+@pytest.mark.parametrize("grader", sorted(GRADERS))
+@pytest.mark.parametrize("style, response", [("answer", f"So\nAnswer: {LONG}"), ("boxed", f"so \\boxed{{{LONG}}}.")])
+def test_long_answer_identical_to_the_gold_is_correct(grader, style, response):
+    assert len(LONG) > 2000
+    assert extract_answer(response, style) == LONG
+    assert grade_response(response, LONG, grader, style) == (LONG, True)
+
+
+def test_long_answers_never_reach_math_verify(monkeypatch):
+    import math_verify
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("math-verify parsed an over-long answer")
+
+    monkeypatch.setattr(math_verify, "parse", refuse)
+    assert grade_math(LONG, LONG + "+1") is False                   # different and long: not parsed, incorrect
+    assert grade_math("\\left(" + LONG + "\\right)", "(" + LONG + ")")  # equal after normalisation
+
+
 # ----------------------------------------------------------------------------- time limits
 
 def _slow_verify(release: threading.Event):

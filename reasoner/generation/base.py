@@ -24,7 +24,7 @@ class SamplingParams:
 class Completion:
     text: str  # generated text, stop string excluded
     token_ids: list[int]  # generated ids up to and including the token that ended it
-    logprobs: list[float]  # log p(token) under the model at temperature 1 (raw logits)
+    logprobs: list[float]  # log p(token) under the model at temperature 1 (raw logits); RL recomputes its own at T
     finish_reason: str  # "stop" (stop string or EOS) | "length"
     stop_reason: str | None = None  # the stop string matched, or None (EOS / length)
 

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass, replace
 from typing import Callable, Hashable
 
-__all__ = ["Rollout", "PrefixRequest", "RolloutFn", "prefix_text", "grade", "GeneratorRollouts", "derive_seed"]
+__all__ = ["Rollout", "PrefixRequest", "RolloutFn", "prefix_text", "GeneratorRollouts", "derive_seed"]
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,6 @@ def prefix_text(prompt: str, steps: tuple[str, ...] | list[str], sep: str) -> st
     return prompt + "".join(s + sep for s in steps)
 
 
-def grade(task, grader, response: str, gold: str, timeout: float) -> tuple[str | None, bool]:
-    """(extracted answer, correct) of one full response: the task's extraction (as in every
-    stage) and the given grader."""
-    pred = task.extract_answer(response)
-    return pred, pred is not None and bool(grader(pred, gold, timeout=timeout))
-
-
 def derive_seed(*parts) -> int:
     """A 31-bit seed that is a pure function of its parts (so resumed runs draw the same samples)."""
     digest = hashlib.sha256(":".join(str(p) for p in parts).encode("utf-8")).hexdigest()
@@ -64,8 +57,8 @@ class GeneratorRollouts:
     calls gives the same rollouts. Counts rollouts and generated tokens for the run's statistics.
     """
 
-    def __init__(self, generator, task, grader, sep: str, params, seed: int, timeout: float = 5.0):
-        self.generator, self.task, self.grader, self.sep = generator, task, grader, sep
+    def __init__(self, generator, task, sep: str, params, seed: int, timeout: float = 5.0):
+        self.generator, self.task, self.sep = generator, task, sep
         self.params, self.seed, self.timeout = params, seed, timeout
         self.calls = 0
         self.rollouts = 0
@@ -85,7 +78,7 @@ class GeneratorRollouts:
             done = "".join(s + self.sep for s in req.steps)
             batch = []
             for c in completions:
-                pred, ok = grade(self.task, self.grader, done + c.text, req.gold, self.timeout)
+                pred, ok = self.task.grade(done + c.text, req.gold, self.timeout)
                 batch.append(Rollout(c.text, tuple(split_steps(c.text, self.sep)), ok, len(c.token_ids), pred))
                 self.tokens += len(c.token_ids)
             results.append(batch)

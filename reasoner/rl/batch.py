@@ -4,6 +4,13 @@ same column, and one forward pass gives the per-token log-probs of all completio
 Layout: prompts left-padded to width P, completions right-padded to width T after it, so the
 response tokens of row i are input_ids[i, P:P+T] and their logits sit at columns P-1..P+T-2.
 Positions count real tokens only (as the HF generator does), so padding never shifts RoPE.
+
+Temperature: online RL samples from softmax(logits / T), so the policy, old and reference
+log-probs (and the entropy metric) are taken at the sampling temperature T, as TRL does
+(`temperature=` here; TRL 1.16: add_fused_lm_head(model, temperature) / selective_log_softmax).
+The generator's own Completion.logprobs are raw (T = 1) and RL never uses them: the behaviour
+log-probs are always recomputed here. Offline RL (OREO/DPO) and PRIME's implicit PRM score
+fixed data, so they keep temperature 1.
 """
 
 from __future__ import annotations
@@ -70,12 +77,17 @@ def _accepts(model, name: str) -> bool:
         return False
 
 
-def response_logits(model, batch: RolloutBatch) -> torch.Tensor:
-    """Logits predicting each response token: [B, T, V] (only the last T+1 columns are projected)."""
+def response_logits(model, batch: RolloutBatch, temperature: float = 1.0) -> torch.Tensor:
+    """Logits predicting each response token, divided by the sampling temperature: [B, T, V]
+    (only the last T+1 columns are projected; fp32 when T != 1)."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 for log-probs, got {temperature}")
     shared = _shared_prompts(model, batch)
     if shared is not None:
-        return _prefix_shared_logits(model, batch, *shared)
-    return _full_logits(model, batch)
+        logits = _prefix_shared_logits(model, batch, *shared)
+    else:
+        logits = _full_logits(model, batch)
+    return logits if temperature == 1.0 else logits.float() / temperature
 
 
 def _full_logits(model, batch: RolloutBatch) -> torch.Tensor:
@@ -147,9 +159,11 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(-1)
 
 
-def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, keep_logits: bool = False):
-    """(logp [B, T], entropy [B, T] or None, logits or None) of the response tokens in one forward."""
-    logits = response_logits(model, batch)
+def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, keep_logits: bool = False,
+                   temperature: float = 1.0):
+    """(logp [B, T], entropy [B, T] or None, logits / temperature or None) of the response tokens
+    in one forward, all under the distribution sampled at `temperature`."""
+    logits = response_logits(model, batch, temperature)
     logp = gather_logprobs(logits, batch.response_ids)
     ent = None
     if with_entropy:
@@ -158,15 +172,16 @@ def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, keep_
     return logp, ent, (logits if keep_logits else None)
 
 
-def reference_outputs(reference, batch: RolloutBatch, keep_logits: bool = False):
-    """(logp, logits or None) under a models.ReferenceModel (own copy or the policy with its adapter off)."""
+def reference_outputs(reference, batch: RolloutBatch, keep_logits: bool = False, temperature: float = 1.0):
+    """(logp, logits or None) under a models.ReferenceModel (own copy or the policy with its
+    adapter off), at the sampling temperature like the policy's."""
     model = reference.model
     ctx = model.disable_adapter() if reference.adapter_disabled else contextlib.nullcontext()
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), ctx:
-            logp, _, logits = token_logprobs(model, batch, keep_logits=keep_logits)
+            logp, _, logits = token_logprobs(model, batch, keep_logits=keep_logits, temperature=temperature)
     finally:
         model.train(was_training)
     return logp, logits

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable
 
 from reasoner.errors import UserError
@@ -23,6 +23,23 @@ class Rewards:
     correct: list[bool]  # the verifier's verdict
     steps: list[list[str]]  # the task's steps of each response
     step_rewards: list[list[float]] | None = None  # dense PRM rewards, one per step
+    answers: list[str | None] | None = None  # the answer the verifier graded (task.grade's pred)
+
+    def take(self, rows) -> "Rewards":
+        """The rewards of the given sample rows, in that order."""
+        rows = list(rows)
+        return Rewards(**{f.name: None if getattr(self, f.name) is None else [getattr(self, f.name)[i] for i in rows]
+                          for f in fields(self)})
+
+    @staticmethod
+    def concat(parts: list["Rewards"]) -> "Rewards":
+        """One Rewards over several parts' samples, in order (an optional field survives only
+        when every part has it)."""
+        def joined(name):
+            cols = [getattr(p, name) for p in parts]
+            return None if any(c is None for c in cols) else [x for c in cols for x in c]
+
+        return Rewards(**{f.name: joined(f.name) for f in fields(Rewards)})
 
 
 def load_function(spec: str) -> Callable:
@@ -47,12 +64,12 @@ def load_function(spec: str) -> Callable:
 class RewardModel:
     """Turns (problems, prompts, responses) into Rewards according to config.RewardConfig."""
 
-    def __init__(self, reward_cfg, task, grader, timeout: float = 5.0):
+    def __init__(self, reward_cfg, task, timeout: float = 5.0):
         if reward_cfg.kind not in KINDS:
             raise UserError(f"config: reward.kind must be one of {', '.join(KINDS)}, got '{reward_cfg.kind}'")
         if reward_cfg.prm_mode not in PRM_MODES:
             raise UserError(f"config: reward.prm_mode must be one of {', '.join(PRM_MODES)}, got '{reward_cfg.prm_mode}'")
-        self.cfg, self.task, self.grader, self.timeout = reward_cfg, task, grader, timeout
+        self.cfg, self.task, self.timeout = reward_cfg, task, timeout
         self.fn = load_function(reward_cfg.function) if reward_cfg.kind == "custom" else None
         self.scorer = None
         if reward_cfg.kind == "prm":
@@ -67,9 +84,8 @@ class RewardModel:
         return self.cfg.kind == "prm" and self.cfg.prm_mode == "dense"
 
     def __call__(self, problems, prompts: list[str], responses: list[str], completion_ids: list[list[int]]) -> Rewards:
-        from reasoner.stages.decode import grade_sample
-
-        correct = [grade_sample(self.task, self.grader, r, p.answer, self.timeout)[1] for p, r in zip(problems, responses)]
+        graded = [self.task.grade(r, p.answer, self.timeout) for p, r in zip(problems, responses)]
+        correct = [g.correct for g in graded]
         steps = [self.task.split_steps(r) for r in responses]
         outcome = [1.0 if c else 0.0 for c in correct]
         step_rewards = None
@@ -83,7 +99,7 @@ class RewardModel:
                 outcome = [float(aggregate(list(sc), self.cfg.scorer.aggregate)) for sc in scores]
         elif self.cfg.kind == "custom":
             outcome = self._custom(problems, prompts, responses, completion_ids)
-        return Rewards(outcome, correct, steps, step_rewards)
+        return Rewards(outcome, correct, steps, step_rewards, [g.pred for g in graded])
 
     def _custom(self, problems, prompts, responses, completion_ids) -> list[float]:
         out = self.fn(prompts=list(prompts), completions=list(responses), answer=[p.answer for p in problems],

@@ -73,9 +73,7 @@ def concat_rewards(parts: list):
     """One Rewards over several rounds' samples, in order."""
     from reasoner.rl.rewards import Rewards
 
-    dense = None if any(p.step_rewards is None for p in parts) else [x for p in parts for x in p.step_rewards]
-    return Rewards([x for p in parts for x in p.outcome], [x for p in parts for x in p.correct],
-                   [x for p in parts for x in p.steps], dense)
+    return Rewards.concat(parts)
 
 
 def select_groups(rounds: list[tuple[Rollouts, object]], kept: list[tuple[int, int]]) -> tuple[Rollouts, object]:
@@ -89,9 +87,7 @@ def select_groups(rounds: list[tuple[Rollouts, object]], kept: list[tuple[int, i
         span = range(start, start + source.sizes[g])
         roll.samples += [source.samples[i] for i in span]
         roll.sizes.append(source.sizes[g])
-        parts.append(Rewards([rewards.outcome[i] for i in span], [rewards.correct[i] for i in span],
-                             [rewards.steps[i] for i in span],
-                             None if rewards.step_rewards is None else [rewards.step_rewards[i] for i in span]))
+        parts.append(rewards.take(span))
     return roll, (concat_rewards(parts) if parts else Rewards([], [], [], None))
 
 

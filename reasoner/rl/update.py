@@ -7,17 +7,15 @@ once (token-mean by token counts, the other aggregations by row counts).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from reasoner.algos import aggregate, clipped_surrogate, clipped_value_loss, full_vocab_kl, sequence_clipped_surrogate
 from reasoner.rl.batch import RolloutBatch, reference_outputs, response_values, token_logprobs
+from reasoner.utils.guard import RefusedStep, StepGuard, check_loss, guarded_step
 
-
-class NonFiniteLoss(RuntimeError):
-    """The loss (or a gradient norm) became NaN/inf; the caller stops without saving."""
+NonFiniteLoss = RefusedStep  # the name the RL stage and tests catch: a loss, gradient or update the guard refused
 
 
 @dataclass
@@ -35,6 +33,8 @@ class UpdatePlan:
     max_len: int | None = None  # Dr. GRPO's constant normaliser
     value_clip: float | None = 0.2
     max_grad_norm: float = 1.0
+    temperature: float = 1.0  # the sampling temperature: every log-prob (policy, old, reference) is taken at it
+    max_update_ratio: float | None = 1.0  # the guard's bound on |delta| / |params| per optimizer step
 
     def minibatches(self, B: int, rng: torch.Generator) -> list[torch.Tensor]:
         size = self.minibatch_size or B
@@ -53,15 +53,17 @@ def _weight(plan: UpdatePlan, mask: torch.Tensor, rows: torch.Tensor, mb_rows: t
 
 
 @torch.no_grad()
-def no_grad_logprobs(model, batch: RolloutBatch, micro: int) -> torch.Tensor:
-    """Per-token log-probs of the whole batch under `model` (eval-free: same mode as training)."""
-    parts = [token_logprobs(model, batch.rows(slice(i, i + micro)))[0] for i in range(0, batch.input_ids.size(0), micro)]
+def no_grad_logprobs(model, batch: RolloutBatch, micro: int, temperature: float = 1.0) -> torch.Tensor:
+    """Per-token log-probs of the whole batch under `model` at `temperature` (eval-free: same mode as training)."""
+    parts = [token_logprobs(model, batch.rows(slice(i, i + micro)), temperature=temperature)[0]
+             for i in range(0, batch.input_ids.size(0), micro)]
     return torch.cat(parts)
 
 
 @torch.no_grad()
-def no_grad_reference(reference, batch: RolloutBatch, micro: int) -> torch.Tensor:
-    parts = [reference_outputs(reference, batch.rows(slice(i, i + micro)))[0] for i in range(0, batch.input_ids.size(0), micro)]
+def no_grad_reference(reference, batch: RolloutBatch, micro: int, temperature: float = 1.0) -> torch.Tensor:
+    parts = [reference_outputs(reference, batch.rows(slice(i, i + micro)), temperature=temperature)[0]
+             for i in range(0, batch.input_ids.size(0), micro)]
     return torch.cat(parts)
 
 
@@ -78,11 +80,15 @@ def policy_update(model, optimizer, scheduler, batch: RolloutBatch, advantages: 
     """Run plan.epochs x minibatches optimizer steps; returns metrics averaged over micro-batches.
 
     old_logp None: taken (detached) from the first pass, valid when the first optimizer step
-    covers the whole batch. Raises NonFiniteLoss before any optimizer step on a NaN/inf loss.
+    covers the whole batch. Every optimizer step goes through the guard (utils/guard.py): a
+    NaN/inf loss or gradient norm raises NonFiniteLoss before the step, a non-finite or exploding
+    update raises it with the step undone.
     """
     B = batch.input_ids.size(0)
     device = batch.input_ids.device
-    params = [p for p in model.parameters() if p.requires_grad]
+    guards = [StepGuard(optimizer, "policy", plan.max_grad_norm, plan.max_update_ratio)]
+    if critic_optimizer is not None:
+        guards.append(StepGuard(critic_optimizer, "critic", plan.max_grad_norm, plan.max_update_ratio))
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
 
@@ -103,7 +109,8 @@ def policy_update(model, optimizer, scheduler, batch: RolloutBatch, advantages: 
                 rows = mb[i:i + plan.micro_batch]
                 sub = batch.rows(rows.to(device))
                 m = mask[rows]
-                logp, ent, logits = token_logprobs(model, sub, with_entropy=epoch == 0, keep_logits=use_full)
+                logp, ent, logits = token_logprobs(model, sub, with_entropy=epoch == 0, keep_logits=use_full,
+                                                   temperature=plan.temperature)
                 if old_logp is not None:
                     old = old_logp[rows]
                 else:
@@ -119,36 +126,28 @@ def policy_update(model, optimizer, scheduler, batch: RolloutBatch, advantages: 
                         ref_logp=ref_logp[rows] if use_k3 else None, beta=plan.beta if use_k3 else 0.0,
                         aggregation=plan.aggregation, max_len=plan.max_len)
                 if use_full:
-                    ref_logits = reference_outputs(reference, sub, keep_logits=True)[1]
+                    ref_logits = reference_outputs(reference, sub, keep_logits=True, temperature=plan.temperature)[1]
                     kl = full_vocab_kl(logits, ref_logits)
                     loss = loss + plan.beta * aggregate(kl, m, plan.aggregation, plan.max_len)
-                    met["kl"] = float((kl * m).sum() / m.sum().clamp(min=1))
+                    met["kl"] = float((kl.detach() * m).sum() / m.sum().clamp(min=1))
                 w = _weight(plan, mask, rows, mb)
-                if not torch.isfinite(loss):
-                    raise NonFiniteLoss(f"policy loss is {float(loss.detach())}")
+                check_loss("policy loss", loss)
                 (loss * w).backward()
                 total += float(loss.detach()) * w
                 if critic is not None:
                     values = response_values(critic, sub)
                     vloss, vmet = clipped_value_loss(values, old_values[rows], returns[rows], m, plan.value_clip)
-                    if not torch.isfinite(vloss):
-                        raise NonFiniteLoss(f"value loss is {float(vloss.detach())}")
+                    check_loss("value loss", vloss)
                     (vloss * len(rows) / len(mb)).backward()
                     note("value_loss", vmet["value_loss"], len(rows))
                 for k, v in met.items():
                     note(k, v, len(rows))
                 if ent is not None:
                     note("entropy", float((ent * m).sum() / m.sum().clamp(min=1)), len(rows))
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, plan.max_grad_norm)
-            if not math.isfinite(float(grad_norm)):
-                raise NonFiniteLoss(f"gradient norm is {float(grad_norm)}")
-            optimizer.step()
+            grad_norm = guarded_step(*guards)[0]
             scheduler.step()
-            if critic_optimizer is not None:
-                torch.nn.utils.clip_grad_norm_([p for p in critic.parameters() if p.requires_grad], plan.max_grad_norm)
-                critic_optimizer.step()
             note("loss", total)
-            note("grad_norm", float(grad_norm))
+            note("grad_norm", grad_norm)
         if stored is not None:
             old_logp = torch.stack(stored)
             stored = None

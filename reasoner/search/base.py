@@ -26,6 +26,10 @@ class SearchResult:
 class SearchTask:
     """The slice of a task a search method needs: step boundaries, answers, answer equivalence.
 
+    `answer(response)` is the answer the response is graded on: the task's extraction with its
+    fallback rule (reasoner.tasks.Task.extract_answer), so search=majority at n=1 grades a
+    response as search=sample does. `committed(text)` asks only for a *marked* answer: a partial
+    path is finished once it states one, not once it mentions a number.
     `equal(a, b)` decides whether two extracted answers are the same (the task's grader, so
     "0.5" and "1/2" vote together under math grading); None: normalized string equality.
     """
@@ -33,19 +37,24 @@ class SearchTask:
     step_separator: str = "\n"
     answer_style: str = "auto"
     equal: Callable[[str, str], bool] | None = None
+    fallback_last_number: bool = False
 
     @classmethod
-    def from_task(cls, task, grader=None, timeout: float = 5.0) -> "SearchTask":
-        """From a reasoner.tasks.Task and a grader function (default: the task's own)."""
-        from reasoner.grading import get_grader
-
-        grade = grader or get_grader(task.grader)
-        return cls(task.step_separator, task.answer_style, lambda a, b: bool(grade(a, b, timeout=timeout)))
+    def from_task(cls, task, timeout: float = 5.0) -> "SearchTask":
+        """From a reasoner.tasks.Task (derive it first for another grader or fallback rule)."""
+        return cls(task.step_separator, task.answer_style, lambda a, b: task.grade_answer(a, b, timeout),
+                   task.fallback_last_number)
 
     def answer(self, response: str) -> str | None:
         from reasoner.grading import extract_answer
 
-        return extract_answer(response, self.answer_style)
+        return extract_answer(response, self.answer_style, fallback_last_number=self.fallback_last_number)
+
+    def committed(self, text: str) -> bool:
+        """Whether the text states an answer in the task's style (no last-number fallback)."""
+        from reasoner.grading import extract_answer
+
+        return extract_answer(text, self.answer_style) is not None
 
     def steps(self, response: str) -> list[str]:
         from reasoner.data import split_steps

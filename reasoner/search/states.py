@@ -75,7 +75,7 @@ class Extender:
         if sep_hit:
             text += self.task.step_separator
         tokens = parent.tokens + len(comp.token_ids)
-        if self.task.answer(text) is not None:
+        if self.task.committed(text):
             finish = "answer"
         elif comp.finish_reason == "length" or tokens >= self.max_new_tokens:
             finish = "length"

@@ -178,10 +178,10 @@ def _lock(run_dir: Path):
 class Collector:
     """Turns a chunk of problems into labelled Trajectory records (no I/O)."""
 
-    def __init__(self, cfg, task, grader, sep: str, generator, tokenizer):
+    def __init__(self, cfg, task, sep: str, generator, tokenizer):
         from reasoner.generation.base import SamplingParams
 
-        self.cfg, self.task, self.grader, self.sep = cfg, task, grader, sep
+        self.cfg, self.task, self.sep = cfg, task, sep
         self.generator, self.tokenizer = generator, tokenizer
         g, lab = cfg.generation, cfg.labels
         self.sample_params = SamplingParams(n=g.n, temperature=g.temperature, top_p=g.top_p,
@@ -197,9 +197,8 @@ class Collector:
 
     def sample(self, problem, prompt: str, k: int, completion):
         from reasoner.data import Trajectory, split_steps
-        from reasoner.labeling.rollout import grade
 
-        pred, ok = grade(self.task, self.grader, completion.text, problem.answer, self.cfg.answer_timeout)
+        pred, ok = self.task.grade(completion.text, problem.answer, self.cfg.answer_timeout)
         g = self.cfg.generation
         return Trajectory(
             id=f"{problem.id}/{k}", problem_id=problem.id, prompt=prompt, response=completion.text,
@@ -225,7 +224,7 @@ class Collector:
             kept = select(samples, [t.reward for t in samples], cfg.selection.name,
                           cfg.selection.max_positive, cfg.selection.max_negative)
             groups.append(ProblemGroup(p, prompt, samples, kept))
-        rollouts = GeneratorRollouts(self.generator, self.task, self.grader, self.sep, self.label_params,
+        rollouts = GeneratorRollouts(self.generator, self.task, self.sep, self.label_params,
                                      derive_seed(seed, "labels"), cfg.answer_timeout)
         apply_labels(cfg.labels.name, groups, cfg.labels, rollouts, self.task, self.sep, on_round)
         records, stats = [], []
@@ -284,15 +283,13 @@ def summarize(run_dir: Path, entries: list[dict], cfg) -> tuple[dict, list[dict]
 
 def run(cfg) -> dict:
     from reasoner.generation.factory import build_generator
-    from reasoner.grading import get_grader
     from reasoner.models import load_policy
     from reasoner.tasks import get_task
     from reasoner.utils.io import append_jsonl, write_json_atomic, write_jsonl_atomic
     from reasoner.utils.run import prepare_run_dir
 
-    task = get_task(cfg.data.name)
+    task = get_task(cfg.data.name).derive(fallback_last_number=cfg.data.answer_fallback)
     sep = validate(cfg, task)
-    grader = get_grader(task.grader)
     problems = task.load_problems(cfg.data)          # bad input fails here, before any output
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no problems to collect")
@@ -319,7 +316,7 @@ def run(cfg) -> dict:
             (run_dir / PER_PROBLEM).unlink(missing_ok=True)
         if entries:
             log(f"resuming: {len(entries)} of {len(chunks)} chunks already collected in {run_dir}")
-        collector = Collector(cfg, task, grader, sep, generator, tokenizer)
+        collector = Collector(cfg, task, sep, generator, tokenizer)
         _collect(collector, chunks, entries, run_dir, append_jsonl)
         summary, per_problem = summarize(run_dir, entries, cfg)
         write_jsonl_atomic(run_dir / PER_PROBLEM, per_problem)

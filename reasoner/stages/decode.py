@@ -28,14 +28,6 @@ def sampling_params(gen_cfg, stop: list[str] | None = None):
     )
 
 
-def grade_sample(task, grader, response: str, gold: str, timeout: float, fallback: bool | None = None) -> tuple[str | None, bool]:
-    """Extract the answer of one response and grade it against the gold answer."""
-    pred = task.extract_answer(response, fallback)
-    if pred is None:
-        return None, False
-    return pred, bool(grader(pred, gold, timeout=timeout))
-
-
 def answer_key(pred: str | None) -> str | None:
     """Key under which equal answers are grouped for majority vote."""
     from reasoner.grading import normalize_answer
@@ -43,12 +35,12 @@ def answer_key(pred: str | None) -> str | None:
     return None if pred is None else normalize_answer(pred)
 
 
-def problem_record(problem, prompt: str, completions, task, grader, ks: list[int], timeout: float) -> dict:
+def problem_record(problem, prompt: str, completions, task, ks: list[int], timeout: float) -> dict:
     from reasoner.metrics import maj_at_k, pass_at_k
 
     samples, correct, keys = [], [], []
     for c in completions:
-        pred, ok = grade_sample(task, grader, c.text, problem.answer, timeout)
+        pred, ok = task.grade(c.text, problem.answer, timeout)
         samples.append({"response": c.text, "pred_answer": pred, "correct": ok,
                         "finish_reason": c.finish_reason, "num_tokens": len(c.token_ids)})
         correct.append(ok)
@@ -110,7 +102,6 @@ def run(cfg) -> dict:
 
 def run_sample(cfg) -> dict:
     from reasoner.generation.factory import build_generator, local_model_dir
-    from reasoner.grading import get_grader
     from reasoner.models import load_policy
     from reasoner.prompts import build_prompt
     from reasoner.tasks import get_task
@@ -120,8 +111,7 @@ def run_sample(cfg) -> dict:
     if cfg.generation.n > 1 and cfg.generation.temperature == 0:
         log("note: generation.n > 1 with temperature 0 gives n identical greedy samples")
     ks = sorted({k for k in cfg.k if k <= cfg.generation.n} | {1})
-    task = get_task(cfg.data.name)
-    grader = get_grader(cfg.grader or task.grader)
+    task = get_task(cfg.data.name).derive(cfg.grader, cfg.data.answer_fallback)
     problems = task.load_problems(cfg.data)
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no problems to decode")
@@ -143,7 +133,7 @@ def run_sample(cfg) -> dict:
             batch = todo[start:start + chunk]
             prompts = [build_prompt(p.prompt, tokenizer, cfg.model.chat_template, cfg.model.system_prompt, cfg.data.name) for p in batch]
             outputs = generator.generate(prompts, params)
-            recs = [problem_record(p, pr, outs, task, grader, ks, cfg.answer_timeout) for p, pr, outs in zip(batch, prompts, outputs)]
+            recs = [problem_record(p, pr, outs, task, ks, cfg.answer_timeout) for p, pr, outs in zip(batch, prompts, outputs)]
             append_jsonl(results_path, recs)
             for r in recs:
                 done[r["id"]] = r
@@ -181,12 +171,10 @@ def greedy_accuracy(model, tokenizer, data_cfg, model_cfg, batch_size: int = 64,
     """Greedy pass@1 of an in-memory model on a task's problems (for evaluation during training)."""
     from reasoner.generation.base import SamplingParams
     from reasoner.generation.hf import HFGenerator
-    from reasoner.grading import get_grader
     from reasoner.prompts import build_prompt
     from reasoner.tasks import get_task
 
-    task = get_task(data_cfg.name)
-    grader = get_grader(task.grader)
+    task = get_task(data_cfg.name).derive(fallback_last_number=data_cfg.answer_fallback)
     problems = task.load_problems(data_cfg)
     prompts = [build_prompt(p.prompt, tokenizer, model_cfg.chat_template, model_cfg.system_prompt, data_cfg.name) for p in problems]
     was_training = model.training
@@ -195,7 +183,7 @@ def greedy_accuracy(model, tokenizer, data_cfg, model_cfg, batch_size: int = 64,
         prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens))
     if was_training:
         model.train()
-    correct = [grade_sample(task, grader, o[0].text, p.answer, 5.0)[1] for p, o in zip(problems, outs)]
+    correct = [task.grade(o[0].text, p.answer).correct for p, o in zip(problems, outs)]
     return sum(correct) / max(1, len(correct))
 
 
@@ -234,15 +222,13 @@ def _yaml_params(name: str) -> dict:
 def _setup(cfg):
     """Task, grader, problems, prompts, generator and scorer for search and sweeps."""
     from reasoner.generation.factory import build_generator, local_model_dir
-    from reasoner.grading import get_grader
     from reasoner.models import load_policy
     from reasoner.prompts import build_prompt
     from reasoner.scoring import load_scorer
     from reasoner.search import SearchTask
     from reasoner.tasks import get_task
 
-    task = get_task(cfg.data.name)
-    grader = get_grader(cfg.grader or task.grader)
+    task = get_task(cfg.data.name).derive(cfg.grader, cfg.data.answer_fallback)
     problems = task.load_problems(cfg.data)
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no problems to decode")
@@ -251,10 +237,10 @@ def _setup(cfg):
     generator = build_generator(cfg.generation, model, tokenizer, model_dir=local_model_dir(cfg.model))
     prompts = [build_prompt(p.prompt, tokenizer, cfg.model.chat_template, cfg.model.system_prompt, cfg.data.name)
                for p in problems]
-    search_task = SearchTask.from_task(task, grader, cfg.answer_timeout)
+    search_task = SearchTask.from_task(task, cfg.answer_timeout)
 
     def grade(pred, gold):
-        return pred is not None and bool(grader(pred, gold, timeout=cfg.answer_timeout))
+        return task.grade_answer(pred, gold, cfg.answer_timeout)
 
     return problems, prompts, generator, scorer, search_task, grade
 

@@ -47,7 +47,6 @@ def sample_examples(cfg, task, out_path: Path):
     from reasoner.data import Trajectory, write_jsonl_atomic
     from reasoner.generation.base import SamplingParams
     from reasoner.generation.factory import build_generator
-    from reasoner.grading import extract_answer, get_grader
     from reasoner.models import load_policy
     from reasoner.prm.examples import StepExample
     from reasoner.prompts import build_prompt
@@ -57,7 +56,6 @@ def sample_examples(cfg, task, out_path: Path):
         raise UserError(f"data '{cfg.data.name}': no problems to sample")
     model, tokenizer = load_policy(cfg.model)
     generator = build_generator(cfg.generation, model, tokenizer)
-    grader = get_grader(task.grader)
     g = cfg.generation
     params = SamplingParams(n=cfg.samples_per_problem, temperature=g.temperature, top_p=g.top_p,
                             max_new_tokens=g.max_new_tokens, stop=list(g.stop), seed=g.seed)
@@ -73,8 +71,7 @@ def sample_examples(cfg, task, out_path: Path):
                 for j, c in enumerate(outs):
                     steps = task.split_steps(c.text)
                     truth = task.check_steps(p, steps)
-                    pred = extract_answer(c.text, task.answer_style)
-                    ok = pred is not None and bool(grader(pred, p.answer, timeout=5.0))
+                    pred, ok = task.grade(c.text, p.answer)
                     trajs.append(Trajectory(id=f"{p.id}/{j}", problem_id=p.id, prompt=prompt, response=c.text, steps=steps,
                                             pred_answer=pred, reward=1.0 if ok else 0.0,
                                             step_labels=[1.0 if v else 0.0 for v in truth],
@@ -96,7 +93,7 @@ def run(cfg) -> dict:
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
 
     validate(cfg)
-    task = get_task(cfg.data.name)
+    task = get_task(cfg.data.name).derive(fallback_last_number=cfg.data.answer_fallback)
     mode = resolve_mode(cfg.label_source, task)
     kind = scorer_kind(cfg.prm_model)
     examples = None

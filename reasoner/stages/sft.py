@@ -8,7 +8,6 @@ optimiser, scheduler, RNG, data position); the final model is saved in HF format
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +75,7 @@ def response_loss(model, input_ids, attention_mask, labels) -> tuple[torch.Tenso
 def run(cfg) -> Path:
     from reasoner.models import load_policy, save_model
     from reasoner.utils import checkpoint as ckpt
+    from reasoner.utils.guard import RefusedStep, check_loss, require_finite_model, stop_error
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
     from reasoner.utils.train import TrainState, epoch_order, pad_batch
 
@@ -112,13 +112,12 @@ def run(cfg) -> Path:
                 (loss_sum / max(1, n_resp)).backward()
                 batch_loss += loss_sum.item()
                 batch_tokens += int(mask.sum())
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in model.parameters() if p.requires_grad], cfg.optim.max_grad_norm
-            )
             loss_value = batch_loss / max(1, n_resp)
-            if not math.isfinite(loss_value):
-                raise UserError(f"train-sft: loss became {loss_value} at step {step + 1}; last good checkpoint kept in {ckpt_root}")
-            optimizer.step()
+            try:
+                check_loss("loss", loss_value)
+                grad_norm = plan.guard.step()
+            except RefusedStep as err:
+                raise stop_error("train-sft", step + 1, err, ckpt_root) from None
             scheduler.step()
             step += 1
             tokens_seen += batch_tokens
@@ -138,6 +137,7 @@ def run(cfg) -> Path:
 
     model.eval()
     final_dir = run_dir / "final"
+    require_finite_model({"policy": model}, "train-sft: final model", ckpt_root)
     save_model(model, tokenizer, final_dir, merge_lora=True)
     if getattr(model, "peft_config", None):
         save_model(model, tokenizer, run_dir / "adapter")

@@ -14,7 +14,6 @@ directory (`prm.model`: model + prm.json [+ reference/]) that `scoring.load_scor
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -118,6 +117,7 @@ def run(cfg) -> Path:
     from reasoner.prm.model import PRMSpec, save_prm, token_id
     from reasoner.tasks import get_task
     from reasoner.utils import checkpoint as ckpt
+    from reasoner.utils.guard import RefusedStep, check_loss, require_finite_model, stop_error
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
     from reasoner.utils.train import TrainState, epoch_order
 
@@ -173,12 +173,12 @@ def run(cfg) -> Path:
                 (loss * (w / total_w)).backward()
                 loss_sum += mets["loss"] * w
                 acc_sum += mets[acc_key] * w
-            grad_norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
-                                                       cfg.optim.max_grad_norm)
             loss_value = loss_sum / total_w
-            if not math.isfinite(loss_value):
-                raise UserError(f"train-prm: loss became {loss_value} at step {step + 1}; last good checkpoint kept in {ckpt_root}")
-            optimizer.step()
+            try:
+                check_loss("loss", loss_value)
+                grad_norm = plan.guard.step()
+            except RefusedStep as err:
+                raise stop_error("train-prm", step + 1, err, ckpt_root) from None
             scheduler.step()
             step += 1
             if step % cfg.log_every == 0 or step == total_steps:
@@ -200,6 +200,7 @@ def run(cfg) -> Path:
         log("eval: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["eval"].items()
                                  if k in ("step_accuracy", "step_auc", "first_error_f1") and v is not None))
     final_dir = run_dir / "final"
+    require_finite_model({"prm": model}, "train-prm: final model", ckpt_root)
     save_prm(model, tokenizer, spec, final_dir, reference_model=_plain_reference(cfg, reference))
     summary["model_dir"] = str(final_dir)
     write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

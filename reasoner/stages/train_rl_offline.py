@@ -175,6 +175,7 @@ def train_round(cfg, out_dir: Path, model_cfg, value_cfg, trajs, separator: str,
     from reasoner.models import is_peft, load_policy, save_model
     from reasoner.offline.data import encode_trajectory, steps_per_epoch
     from reasoner.utils import checkpoint as ckpt
+    from reasoner.utils.guard import RefusedStep, require_finite_model, stop_error
     from reasoner.utils.run import write_text_atomic
     from reasoner.utils.train import epoch_order
 
@@ -209,9 +210,8 @@ def train_round(cfg, out_dir: Path, model_cfg, value_cfg, trajs, separator: str,
             batch = [items[i] for i in order[offset * bs:(offset + 1) * bs]]
             try:
                 metrics = trainer.update(batch)
-            except FloatingPointError as err:
-                raise UserError(f"train-rl {cfg.algo.name}: {err} at step {step + 1}; "
-                                f"last good checkpoint kept in {ckpt_root}") from None
+            except RefusedStep as err:
+                raise stop_error(name, step + 1, err, ckpt_root) from None
             step += 1
             tokens += sum(len(s.input_ids) for b in batch for s in (b if isinstance(b, tuple) else (b,)))
             if step % cfg.log_every == 0 or step == total:
@@ -227,6 +227,7 @@ def train_round(cfg, out_dir: Path, model_cfg, value_cfg, trajs, separator: str,
                 ckpt.save_checkpoint(ckpt_root, step, trainer.models, {"optim": trainer.optim_state()})
     sinks.close()
     policy.eval()
+    require_finite_model(trainer.models, f"{name}: final model", ckpt_root)
     final_dir = save_model(policy, tokenizer, out_dir / "final", merge_lora=True)
     if is_peft(policy):
         save_model(policy, tokenizer, out_dir / "adapter")

@@ -80,6 +80,7 @@ class Trainer:
         from reasoner.generation.factory import build_generator, local_model_dir
         from reasoner.models import is_peft, load_reference, load_value_model
         from reasoner.rl.update import UpdatePlan
+        from reasoner.utils.guard import StepGuard
         from reasoner.utils.train import build_optimizer, build_scheduler
 
         self.cfg, self.run_dir, self.model, self.tok = cfg, run_dir, model, tokenizer
@@ -95,7 +96,7 @@ class Trainer:
         if a.name == "ppo":
             self.critic = load_value_model(cfg.model, model).train()
             self.critic_opt = build_optimizer(self.critic.parameters(), a.critic_lr, cfg.optim.weight_decay, cfg.optim.betas)
-        self.prm = self.prm_opt = self.prm_ref = None
+        self.prm = self.prm_opt = self.prm_ref = self.prm_guard = None
         if a.name == "prime":
             self.prm = copy.deepcopy(model)
             if not is_peft(self.prm):
@@ -103,13 +104,15 @@ class Trainer:
             self.prm.train()
             self.prm_ref = load_reference(cfg.model, self.prm) if is_peft(self.prm) else self.reference
             self.prm_opt = build_optimizer(self.prm.parameters(), a.prm_lr, cfg.optim.weight_decay, cfg.optim.betas)
+            self.prm_guard = StepGuard.for_config(self.prm_opt, "implicit PRM", cfg.optim)
         epochs = a.ppo_epochs if a.name == "ppo" else a.num_iterations
         self.plan = UpdatePlan(
             epochs=epochs, minibatch_size=a.minibatch_size, micro_batch=cfg.batch_size, eps_low=a.eps_low,
             eps_high=a.eps_high, dual_clip=a.dual_clip, aggregation=a.loss_aggregation,
             importance_level=a.importance_level if a.name == "rloo" else "token", beta=a.beta,
             kl_estimator=a.kl_estimator, max_len=cfg.generation.max_new_tokens, value_clip=a.value_clip,
-            max_grad_norm=cfg.optim.max_grad_norm)
+            max_grad_norm=cfg.optim.max_grad_norm, temperature=cfg.generation.temperature,
+            max_update_ratio=cfg.optim.max_update_ratio)
         rows = cfg.prompts_per_step * (cfg.generation.n + (a.replay if a.name == "rlep" else 0))
         per_step = epochs * math.ceil(rows / (a.minibatch_size or rows))
         self.optimizer = build_optimizer(model.parameters(), cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas)
@@ -225,14 +228,13 @@ class Trainer:
 
     def _correct_records(self, samples, rewards, fresh) -> list[dict]:
         from reasoner.data import Trajectory
-        from reasoner.grading import extract_answer
 
         out = []
         for k, i in enumerate(fresh):
             if rewards.correct[i]:
                 s = samples[i]
                 t = Trajectory(id=f"{s.problem.id}/rl{self.step_no}-{k}", problem_id=s.problem.id, prompt=s.prompt,
-                               response=s.text, steps=rewards.steps[i], pred_answer=extract_answer(s.text, self.task.answer_style),
+                               response=s.text, steps=rewards.steps[i], pred_answer=rewards.answers[i],
                                reward=1.0, meta={"step": self.step_no + 1, "algo": self.algo})
                 out.append(t.to_dict())
         return out
@@ -256,8 +258,9 @@ class Trainer:
         micro = cfg.batch_size
         extra: dict = {}
         kl_reward = a.beta != 0.0 and a.kl_estimator == "reward"
-        old_logp = no_grad_logprobs(self.model, batch, micro) if (plan.needs_old_pass(B) or kl_reward) else None
-        ref_logp = no_grad_reference(self.reference, batch, micro) if a.beta != 0.0 and a.kl_estimator != "full" else None
+        old_logp = no_grad_logprobs(self.model, batch, micro, plan.temperature) if (plan.needs_old_pass(B) or kl_reward) else None
+        ref_logp = (no_grad_reference(self.reference, batch, micro, plan.temperature)
+                    if a.beta != 0.0 and a.kl_estimator != "full" else None)
         if kl_reward:
             sampled = old_logp
             extra["kl"] = float(((sampled - ref_logp) * mask).sum() / mask.sum().clamp(min=1))
@@ -336,10 +339,12 @@ class Trainer:
 
     def _prime_process_rewards(self, batch, mask, outcome) -> tuple[torch.Tensor, dict]:
         """Update the implicit PRM on verifier outcomes (BCE), then read its token rewards
-        r_t = beta * (log pi_phi - log pi_ref) for the policy's advantages."""
+        r_t = beta * (log pi_phi - log pi_ref) for the policy's advantages. The PRM scores the
+        rollouts as fixed data (like DPO), so its log-probs stay at temperature 1."""
         from reasoner.prm.losses import implicit_loss
         from reasoner.rl.batch import token_logprobs
-        from reasoner.rl.update import NonFiniteLoss, no_grad_logprobs, no_grad_reference
+        from reasoner.rl.update import no_grad_logprobs, no_grad_reference
+        from reasoner.utils.guard import check_loss
 
         a, micro = self.cfg.algo, self.cfg.batch_size
         B = batch.input_ids.size(0)
@@ -350,14 +355,12 @@ class Trainer:
             sl = slice(i, i + micro)
             logp = token_logprobs(self.prm, batch.rows(sl))[0]
             loss, met = implicit_loss(logp, ref[sl], mask[sl], outcome[sl], a.prm_beta)
-            if not torch.isfinite(loss):
-                raise NonFiniteLoss(f"implicit PRM loss is {float(loss.detach())}")
+            check_loss("implicit PRM loss", loss)
             n = logp.size(0)
             (loss * n / B).backward()
             loss_sum += float(loss.detach()) * n
             acc_sum += met["outcome_acc"] * n
-        torch.nn.utils.clip_grad_norm_([p for p in self.prm.parameters() if p.requires_grad], self.cfg.optim.max_grad_norm)
-        self.prm_opt.step()
+        self.prm_guard.step()
         logp = no_grad_logprobs(self.prm, batch, micro)
         process = a.prm_beta * (logp - ref) * mask
         return process, {"prm_loss": loss_sum / B, "prm_acc": acc_sum / B}
@@ -386,24 +389,22 @@ def _round(rec: dict) -> dict:
 
 
 def run(cfg) -> Path:
-    from reasoner.grading import get_grader
     from reasoner.models import load_policy, save_model
     from reasoner.rl.pool import ReplayPool
     from reasoner.rl.rewards import RewardModel
     from reasoner.rl.sinks import MetricSinks
-    from reasoner.rl.update import NonFiniteLoss
     from reasoner.tasks import get_task
     from reasoner.utils import checkpoint as ckpt
+    from reasoner.utils.guard import RefusedStep, require_finite_model, stop_error
     from reasoner.utils.io import append_jsonl
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
 
     validate(cfg)
-    task = get_task(cfg.data.name)
-    grader = get_grader(task.grader)
+    task = get_task(cfg.data.name).derive(fallback_last_number=cfg.data.answer_fallback)
     problems = task.load_problems(cfg.data)
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no training problems")
-    reward_model = RewardModel(cfg.reward, task, grader)
+    reward_model = RewardModel(cfg.reward, task)
     pool = None
     if cfg.algo.name == "rlep":
         pool = ReplayPool.from_file(cfg.algo.pool_file) if cfg.algo.pool_file else ReplayPool()
@@ -428,10 +429,8 @@ def run(cfg) -> Path:
         while trainer.step_no < cfg.steps:
             try:
                 metrics, correct = trainer.step()
-            except NonFiniteLoss as err:
-                kept = ckpt.list_checkpoints(ckpt_root)
-                where = f"last good checkpoint kept: {kept[-1]}" if kept else "no checkpoint had been saved yet"
-                raise UserError(f"train-rl: {err} at step {trainer.step_no + 1}; stopped without saving ({where})") from None
+            except RefusedStep as err:
+                raise stop_error("train-rl", trainer.step_no + 1, err, ckpt_root) from None
             step = trainer.step_no
             if correct:
                 append_jsonl(pool_path, correct)
@@ -446,6 +445,7 @@ def run(cfg) -> Path:
     sinks.close()
     model.eval()
     final_dir = run_dir / "final"
+    require_finite_model(trainer.models(), "train-rl: final model", ckpt_root)
     save_model(model, tokenizer, final_dir, merge_lora=True)
     if getattr(model, "peft_config", None):
         save_model(model, tokenizer, run_dir / "adapter")

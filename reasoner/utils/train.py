@@ -96,17 +96,19 @@ class MetricsLog:
 
 class TrainState:
     """What a supervised training loop (train-sft, train-prm) starts from: the step plan, the
-    optimiser and scheduler, and — when the run directory holds checkpoints and resume is on —
-    the state of the last one, so a rerun continues exactly where a crash left it."""
+    optimiser, its guard and scheduler, and — when the run directory holds checkpoints and resume
+    is on — the state of the last one, so a rerun continues exactly where a crash left it."""
 
     def __init__(self, cfg, model, n_items: int, run_dir: Path, model_key: str, log):
         from reasoner.utils import checkpoint as ckpt
+        from reasoner.utils.guard import StepGuard
 
         self.per_step = cfg.batch_size * cfg.grad_accum
         self.steps_per_epoch = max(1, n_items // self.per_step)
         self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
         self.optimizer = build_optimizer(model.parameters(), cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim.schedule, cfg.optim.warmup_steps, self.total_steps)
+        self.guard = StepGuard.for_config(self.optimizer, model_key, cfg.optim)
         self.step = 0
         self.ckpt_root = run_dir / "checkpoints"
         existing = ckpt.list_checkpoints(self.ckpt_root) if cfg.resume else []

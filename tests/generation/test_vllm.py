@@ -196,7 +196,6 @@ def test_online_rl_steps_on_vllm_push_the_trained_weights(vgen, tmp_path):
     from pathlib import Path
 
     from reasoner import config
-    from reasoner.grading import get_grader
     from reasoner.models import load_policy
     from reasoner.rl.rewards import RewardModel
     from reasoner.stages.train_rl_online import Trainer
@@ -211,7 +210,7 @@ def test_online_rl_steps_on_vllm_push_the_trained_weights(vgen, tmp_path):
     task = get_task("arith")
     before = [p.detach().clone() for p in model.parameters()]
     trainer = Trainer(cfg, Path(cfg.run_dir), model, tok, task.load_problems(cfg.data), task,
-                      RewardModel(cfg.reward, task, get_grader(task.grader)), None)
+                      RewardModel(cfg.reward, task), None)
     try:
         for _ in range(2):
             metrics, _ = trainer.step()

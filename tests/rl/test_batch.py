@@ -115,3 +115,52 @@ def test_distinct_prompts_or_checkpointing_take_the_full_pass():
             assert _shared_prompts(model, batch) is None
     finally:
         model.activation_checkpointing_disable()
+
+
+def test_logprobs_at_the_sampling_temperature_match_trl():
+    """token_logprobs(temperature=T) = log_softmax(logits / T)[token], entropy of that
+    distribution, and equal to TRL's own functions (selective_log_softmax_and_entropy and the
+    fused LM head GRPOTrainer patches in with its temperature)."""
+    import copy
+
+    import pytest
+
+    trl_utils = pytest.importorskip("trl.trainer.utils")
+    model, tok = _model()
+    prompt = tok("Compute: 1 + 2")["input_ids"]
+    comps = [tok(t, add_special_tokens=False)["input_ids"] for t in ("1 + 2 = 3\nAnswer: 3", "Answer: 4")]
+    batch = build_batch([prompt, prompt], comps, pad_id=tok.pad_token_id)
+    P, T, m = batch.prompt_width, batch.response_mask.size(1), batch.response_mask.bool()
+    with torch.no_grad():
+        logp, ent, logits = token_logprobs(model, batch, with_entropy=True, keep_logits=True, temperature=0.7)
+        raw = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                    position_ids=batch.position_ids).logits[:, P - 1:-1].float()
+        tempered = torch.log_softmax(raw / 0.7, -1)
+        torch.testing.assert_close(logits, raw / 0.7, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(logp[m], tempered.gather(-1, batch.response_ids.unsqueeze(-1)).squeeze(-1)[m], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ent[m], -(tempered.exp() * tempered).sum(-1)[m], atol=1e-5, rtol=1e-5)
+        assert (logp[m] - token_logprobs(model, batch)[0][m]).abs().max() > 1e-3  # T matters
+        trl_logp, trl_ent = trl_utils.selective_log_softmax_and_entropy(raw, batch.response_ids, temperature=0.7)
+        torch.testing.assert_close(logp[m], trl_logp[m], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ent[m], trl_ent[m], atol=1e-5, rtol=1e-5)
+        twin = copy.deepcopy(model)
+        trl_utils.add_fused_lm_head(twin, temperature=0.7, outputs=("log_probs", "entropy"))
+        labels = batch.input_ids.masked_fill(batch.attention_mask == 0, -100)
+        labels[:, :P] = -100
+        out = twin(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=labels, fused_lm_head=True)
+        torch.testing.assert_close(logp[m], out.log_probs[:, -T:][m], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ent[m], out.entropy[:, -T:][m], atol=1e-5, rtol=1e-5)
+
+
+def test_reference_logprobs_at_the_sampling_temperature():
+    from reasoner.models import ReferenceModel
+    from reasoner.rl.batch import reference_outputs
+
+    model, tok = _model()
+    batch = _grouped_batch(tok)
+    m = batch.response_mask.bool()
+    with torch.no_grad():
+        logp, logits = reference_outputs(ReferenceModel(model, adapter_disabled=False), batch, keep_logits=True, temperature=0.7)
+        own, _, own_logits = token_logprobs(model, batch, keep_logits=True, temperature=0.7)
+    torch.testing.assert_close(logp[m], own[m])
+    torch.testing.assert_close(logits[m], own_logits[m])

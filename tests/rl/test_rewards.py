@@ -7,7 +7,6 @@ import pytest
 from reasoner.config import RewardConfig
 from reasoner.data import Problem
 from reasoner.errors import UserError
-from reasoner.grading import get_grader
 from reasoner.rl.rewards import RewardModel, load_function, step_end_tokens
 from reasoner.tasks import get_task
 
@@ -16,13 +15,23 @@ P = Problem(id="p", prompt="Compute: 1 + 2", answer="3", source="arith")
 
 
 def _rm(**kw):
-    return RewardModel(RewardConfig(**kw), TASK, get_grader(TASK.grader))
+    return RewardModel(RewardConfig(**kw), TASK)
 
 
 def test_verifier_rewards_and_steps():
     r = _rm()([P, P], ["x", "x"], ["1 + 2 = 3\nAnswer: 3", "Answer: 4"], [[1], [2]])
     assert r.outcome == [1.0, 0.0] and r.correct == [True, False]
     assert r.steps[0] == ["1 + 2 = 3", "Answer: 3"] and r.step_rewards is None
+
+
+def test_rewards_carry_the_graded_answers_through_concat_and_take():
+    from reasoner.rl.rewards import Rewards
+
+    r = _rm()([P, P], ["x", "x"], ["1 + 2 = 3\nAnswer: 3", "no answer"], [[1], [2]])
+    assert r.answers == ["3", None]
+    both = Rewards.concat([r, r.take([1, 0])])
+    assert both.answers == ["3", None, None, "3"] and both.correct == [True, False, False, True]
+    assert both.step_rewards is None and Rewards.concat([]).outcome == []
 
 
 def test_custom_function_gets_trl_signature_and_keeps_accuracy():

@@ -72,3 +72,31 @@ def test_nan_advantage_raises_before_any_step():
         policy_update(model, opt, sched, batch, torch.tensor([float("nan"), 0, 0, 0]), batch.response_mask, UpdatePlan(), torch.Generator())
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, snapshot[k])
+
+
+def test_ratio_kl_and_entropy_at_the_sampling_temperature_match_a_hand_computation():
+    """At T = 0.7 the update's ratio, k3 KL, entropy and loss are those of log_softmax(logits / 0.7)."""
+    from reasoner.rl.batch import _full_logits
+
+    T = 0.7
+    model, batch, opt, sched = _setup(lr=0.0)
+    m = batch.response_mask
+    with torch.no_grad():
+        logq = torch.log_softmax(_full_logits(model, batch).float() / T, -1)
+    logp = logq.gather(-1, batch.response_ids.unsqueeze(-1)).squeeze(-1)
+    gen = torch.Generator().manual_seed(0)
+    old = logp - 0.1 + 0.05 * torch.randn(logp.shape, generator=gen)
+    ref = logp + 0.3 * torch.randn(logp.shape, generator=gen)
+    adv = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    plan = UpdatePlan(beta=0.1, kl_estimator="k3", temperature=T)
+    got = policy_update(model, opt, sched, batch, adv, m, plan, torch.Generator(), old_logp=old, ref_logp=ref)
+
+    ratio = torch.exp(logp - old)
+    surrogate = -torch.min(ratio * adv[:, None], ratio.clamp(0.8, 1.2) * adv[:, None])
+    k3 = torch.exp(ref - logp) - (ref - logp) - 1
+    entropy = -(logq.exp() * logq).sum(-1)
+    mean = lambda x: float((x * m).sum() / m.sum())  # noqa: E731
+    assert got["ratio_mean"] == pytest.approx(mean(ratio), rel=1e-5)
+    assert got["kl"] == pytest.approx(mean(k3), rel=1e-5)
+    assert got["entropy"] == pytest.approx(mean(entropy), rel=1e-5)
+    assert got["loss"] == pytest.approx(mean(surrogate + 0.1 * k3), rel=1e-5, abs=1e-7)

@@ -142,3 +142,14 @@ def test_a_round_is_one_generate_call_even_with_uneven_expansions():
     out = budget.request([(0, "Q1\n", 3), (1, "Q2\n", 2), (1, "Q3\n", 0)], SamplingParams(stop=["\n"]))
     assert [len(o) for o in out] == [3, 2, 0] and len(policy.calls) == 1
     assert budget.generations == [3, 2] and sum(budget.tokens) == policy.tokens
+
+
+def test_fallback_answer_is_graded_but_does_not_end_a_partial_path():
+    """GSM8K's last-number fallback gives the graded answer of a response; a step that merely
+    mentions a number is not a committed answer, so step-level search keeps extending it."""
+    from reasoner.tasks import get_task
+
+    task = SearchTask.from_task(get_task("gsm8k"))
+    assert task.fallback_last_number and task.answer("3 + 4 = 7") == "7" and not task.committed("3 + 4 = 7")
+    assert task.committed("3 + 4 = 7\n#### 7") and task.answer("3 + 4 = 7\n#### 7") == "7"
+    assert task.equal("7.0", "7")  # votes group under the task's grader

@@ -73,7 +73,7 @@ def test_guided_search_without_a_scorer_or_with_a_typo_stops_before_writing(tmp_
         decode.run(config.load("decode", SMALL + [f"run_dir={tmp_path}/a", "search=mcts"]))
     code, _, err = cli("decode", "--search", "beam", *SMALL, f"run_dir={tmp_path}/b", "search.params.widht=2",
                        "scorer.kind=prm", "scorer.path=nowhere")
-    assert code == 2 and "search.params.widht: unknown parameter of search 'beam'" in err
+    assert code == 2 and "unknown key 'search.params.widht' (did you mean 'search.params.width'?)" in err
     code, _, err = cli("decode", "--sweep", "n=1,two", *SMALL, f"run_dir={tmp_path}/c")
     assert code == 2 and "--sweep" in err
     assert not any((tmp_path / d).exists() for d in "abc")
@@ -108,3 +108,41 @@ def test_held_out_problems_do_not_depend_on_the_training_draw():
     a, b = task.load_problems(held_out(base, 20)), task.load_problems(held_out(other, 20))
     assert [p.prompt for p in a] == [p.prompt for p in b] and len(a) == 20
     assert all(p.id.startswith("arith-test-0-") for p in b)
+
+
+class _OneResponse:
+    """A generator that answers every prompt with the same text."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def generate(self, prompts, params):
+        from reasoner.generation.base import Completion
+
+        ids = list(range(len(self.text) + 1))
+        return [[Completion(self.text, ids, [0.0] * len(ids), "stop") for _ in range(params.n)] for _ in prompts]
+
+
+@pytest.mark.parametrize("response, gold, answer, correct", [
+    ("She has 3 + 4 = 7 apples.", "7", "7", True),            # no marked answer: GSM8K takes the last number
+    ("3 + 4 = 7\n#### 8", "8", "8", True),                   # a marked answer wins over the last number
+    ("She has 3 + 4 = 7 apples.", "4", "7", False),
+    ("No idea.", "7", None, False),
+])
+def test_sample_and_majority_grade_a_gsm8k_response_the_same_way(response, gold, answer, correct):
+    """search=sample and search=majority (n=1) on one response: same answer, same verdict."""
+    from reasoner.data import Problem
+    from reasoner.generation.base import SamplingParams
+    from reasoner.search import SEARCH_METHODS, SearchTask, resolve_params
+    from reasoner.tasks import get_task
+
+    task = get_task("gsm8k")
+    problem = Problem(id="g1", prompt="Q", answer=gold, source="gsm8k")
+    generator = _OneResponse(response)
+    result = SEARCH_METHODS["majority"](["Q\n"], generator, None, resolve_params("majority", {}), SearchTask.from_task(task), 1)[0]
+    assert result.answer == answer  # the task's extraction, fallback rule included
+    searched = decode.search_record(problem, "Q\n", result, lambda p, g: task.grade_answer(p, g), "majority", 1)
+    completions = generator.generate(["Q\n"], SamplingParams(n=1))[0]
+    sample = decode.problem_record(problem, "Q\n", completions, task, [1], timeout=5.0)["samples"][0]
+    assert result.response == sample["response"] == response
+    assert (sample["pred_answer"], sample["correct"]) == (searched["answer"], searched["correct"]) == (answer, correct)

@@ -110,6 +110,47 @@ def test_dynamic_sampling_round_zero_is_the_plain_step():
     assert informative_groups([1, 1, 0, 1, 0.5, 0.5], [2, 2, 2]) == [1]
 
 
+def test_pool_records_keep_the_answer_the_reward_pass_graded():
+    """pool.jsonl holds the verifier's own pred_answer (GSM8K's last-number fallback included),
+    never null beside reward 1."""
+    from types import SimpleNamespace
+
+    from reasoner.config import RewardConfig
+    from reasoner.data import Problem
+    from reasoner.rl.rewards import RewardModel
+    from reasoner.rl.rollouts import Sample, concat_rewards
+    from reasoner.stages.train_rl_online import Trainer
+    from reasoner.tasks import get_task
+
+    task = get_task("gsm8k")
+    problem = Problem(id="g1", prompt="Q", answer="7", source="gsm8k")
+    texts = ["She has 3 + 4 = 7 apples.", "3 + 4 = 7\n#### 7", "She has 8."]
+    samples = [Sample(problem, "Q", [1], [2, 3], t, False) for t in texts]
+    graded = RewardModel(RewardConfig(), task)([problem] * 3, ["Q"] * 3, texts, [[2, 3]] * 3)
+    rewards = concat_rewards([graded])  # as Trainer.step joins its sampling rounds
+    rows = Trainer._correct_records(SimpleNamespace(step_no=0, algo="grpo"), samples, rewards, [0, 1, 2])
+    assert [(r["response"], r["pred_answer"], r["reward"]) for r in rows] == [(texts[0], "7", 1.0), (texts[1], "7", 1.0)]
+
+
+@pytest.mark.parametrize("kl", ["k3", "full"])
+def test_online_update_takes_every_logprob_at_the_sampling_temperature(tmp_path, monkeypatch, kl):
+    """Policy, old and reference log-probs (and so ratios and KL) all at generation.temperature, as TRL."""
+    from reasoner.rl import batch, update
+
+    seen = []
+    real = batch.token_logprobs
+
+    def spy(*args, temperature=1.0, **kwargs):
+        seen.append(temperature)
+        return real(*args, temperature=temperature, **kwargs)
+
+    monkeypatch.setattr(batch, "token_logprobs", spy)   # reference passes
+    monkeypatch.setattr(update, "token_logprobs", spy)  # policy and old passes
+    recs = _run(tmp_path, kl, "algo=grpo", "steps=1", "generation.temperature=0.7", "algo.beta=0.05",
+                f"algo.kl_estimator={kl}", "algo.minibatch_size=4", "eval_every=0")
+    assert "kl" in recs[0] and len(seen) >= 3 and set(seen) == {0.7}
+
+
 def test_rlep_replays_pooled_answers_beside_fresh_ones(tmp_path):
     pool = _gold_pool(tmp_path / "pool.jsonl")
     recs = _run(tmp_path, "rlep", "algo=rlep", f"algo.pool_file={pool}", "steps=1")

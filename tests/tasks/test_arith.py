@@ -169,3 +169,15 @@ def test_registry():
     assert set(TASKS) == {"arith", "gsm8k", "math500", "jsonl"}
     with pytest.raises(UserError, match="not a known task"):
         get_task("mnist")
+
+
+def test_task_grade_uses_the_tasks_extraction_grader_and_derived_rules():
+    """Task.grade is the one grading path; derive() swaps the grader or the fallback rule."""
+    gsm8k, arith = get_task("gsm8k"), get_task("arith")
+    assert gsm8k.grade("She has 3 + 4 = 7 apples.", "7") == ("7", True)   # GSM8K's last-number fallback
+    assert arith.grade("She has 3 + 4 = 7 apples.", "7") == (None, False)  # the gym wants "Answer: x"
+    assert arith.derive(fallback_last_number=True).grade("it is 7", "7") == ("7", True)
+    assert arith.grade("Answer: 7.0", "7").correct is False and arith.derive(grader="numeric").grade("Answer: 7.0", "7").correct
+    assert arith.derive() is arith and arith.grader == "exact"
+    with pytest.raises(UserError, match="grader 'fuzzy' is unknown"):
+        arith.derive(grader="fuzzy")
