@@ -285,7 +285,8 @@ def summarize(run_dir: Path, entries: list[dict], cfg) -> tuple[dict, list[dict]
 def run(cfg) -> dict:
     from reasoner.generation.factory import build_generator
     from reasoner.grading import get_grader
-    from reasoner.models import load_policy
+    from reasoner.models import load_policy, load_tokenizer
+    from reasoner.prompts import bound_problems
     from reasoner.tasks import get_task
     from reasoner.utils.io import append_jsonl, write_json_atomic, write_jsonl_atomic
     from reasoner.utils.run import prepare_run_dir
@@ -297,9 +298,11 @@ def run(cfg) -> dict:
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no problems to collect")
     _check_unique(problems)
+    problems = bound_problems(problems, load_tokenizer(cfg.model), cfg.model, cfg.data)  # before the model loads
     run_dir = Path(cfg.run_dir)
     check_same_config(run_dir, cfg)
     model, tokenizer = load_policy(cfg.model)
+    problems = bound_problems(problems, tokenizer, cfg.model, cfg.data, cfg.generation.max_new_tokens, model)
     generator = build_generator(cfg.generation, model, tokenizer)
     run_dir = prepare_run_dir(cfg, "collect")
     lock = _lock(run_dir)

@@ -111,8 +111,8 @@ def run(cfg) -> dict:
 def run_sample(cfg) -> dict:
     from reasoner.generation.factory import build_generator, local_model_dir
     from reasoner.grading import get_grader
-    from reasoner.models import load_policy
-    from reasoner.prompts import build_prompt
+    from reasoner.models import load_policy, load_tokenizer
+    from reasoner.prompts import bound_problems, build_prompt
     from reasoner.tasks import get_task
     from reasoner.utils.io import append_jsonl
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
@@ -125,7 +125,9 @@ def run_sample(cfg) -> dict:
     problems = task.load_problems(cfg.data)
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no problems to decode")
+    problems = bound_problems(problems, load_tokenizer(cfg.model), cfg.model, cfg.data)  # before the model loads
     model, tokenizer = load_policy(cfg.model)
+    problems = bound_problems(problems, tokenizer, cfg.model, cfg.data, cfg.generation.max_new_tokens, model)
     generator = build_generator(cfg.generation, model, tokenizer, model_dir=local_model_dir(cfg.model))
     run_dir = prepare_run_dir(cfg, "decode")
     results_path = run_dir / "results.jsonl"
@@ -235,8 +237,8 @@ def _setup(cfg):
     """Task, grader, problems, prompts, generator and scorer for search and sweeps."""
     from reasoner.generation.factory import build_generator, local_model_dir
     from reasoner.grading import get_grader
-    from reasoner.models import load_policy
-    from reasoner.prompts import build_prompt
+    from reasoner.models import load_policy, load_tokenizer
+    from reasoner.prompts import bound_problems, build_prompt
     from reasoner.scoring import load_scorer
     from reasoner.search import SearchTask
     from reasoner.tasks import get_task
@@ -246,8 +248,10 @@ def _setup(cfg):
     problems = task.load_problems(cfg.data)
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no problems to decode")
+    problems = bound_problems(problems, load_tokenizer(cfg.model), cfg.model, cfg.data)  # before any model loads
     scorer = load_scorer(cfg.scorer, cfg.model.device) if cfg.scorer.kind != "none" else None
     model, tokenizer = load_policy(cfg.model)
+    problems = bound_problems(problems, tokenizer, cfg.model, cfg.data, cfg.generation.max_new_tokens, model)
     generator = build_generator(cfg.generation, model, tokenizer, model_dir=local_model_dir(cfg.model))
     prompts = [build_prompt(p.prompt, tokenizer, cfg.model.chat_template, cfg.model.system_prompt, cfg.data.name)
                for p in problems]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from reasoner.errors import UserError
@@ -50,12 +51,13 @@ def sample_examples(cfg, task, out_path: Path):
     from reasoner.grading import extract_answer, get_grader
     from reasoner.models import load_policy
     from reasoner.prm.examples import StepExample
-    from reasoner.prompts import build_prompt
+    from reasoner.prompts import bound_problems, build_prompt
 
     problems = task.load_problems(cfg.data)
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no problems to sample")
     model, tokenizer = load_policy(cfg.model)
+    problems = bound_problems(problems, tokenizer, cfg.model, cfg.data, cfg.generation.max_new_tokens, model)
     generator = build_generator(cfg.generation, model, tokenizer)
     grader = get_grader(task.grader)
     g = cfg.generation
@@ -89,7 +91,9 @@ def sample_examples(cfg, task, out_path: Path):
 def run(cfg) -> dict:
     from reasoner.config import ScorerConfig
     from reasoner.prm.evaluate import evaluate, format_table, reference_labels, resolve_mode
+    from reasoner.models import load_tokenizer
     from reasoner.prm.examples import read_examples
+    from reasoner.prompts import bound_prompts
     from reasoner.scoring import load_scorer
     from reasoner.tasks import get_task
     from reasoner.utils.io import write_jsonl_atomic
@@ -102,7 +106,9 @@ def run(cfg) -> dict:
     examples = None
     if cfg.eval_file:
         examples = read_examples(cfg.eval_file, task.step_separator)
-        reference_labels(examples, task, mode, cfg.prm.threshold)  # unusable labels fail before any output
+        reference_labels(examples, task, mode, cfg.prm.threshold, where=cfg.eval_file)  # unusable labels fail before any output
+        prm_tokenizer = load_tokenizer(replace(cfg.model, name_or_path=cfg.prm_model, gguf_file=None))
+        examples = bound_prompts(examples, prm_tokenizer, cfg.data)  # before the PRM loads
     elif mode != "truth":
         raise UserError(f"eval-prm without eval_file samples the policy and needs ground-truth labels; "
                         f"task '{task.name}' has no step checker: pass eval_file=trajectories.jsonl")

@@ -387,7 +387,8 @@ def _round(rec: dict) -> dict:
 
 def run(cfg) -> Path:
     from reasoner.grading import get_grader
-    from reasoner.models import load_policy, save_model
+    from reasoner.models import load_policy, load_tokenizer, save_model
+    from reasoner.prompts import bound_problems
     from reasoner.rl.pool import ReplayPool
     from reasoner.rl.rewards import RewardModel
     from reasoner.rl.sinks import MetricSinks
@@ -403,12 +404,14 @@ def run(cfg) -> Path:
     problems = task.load_problems(cfg.data)
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no training problems")
+    problems = bound_problems(problems, load_tokenizer(cfg.model), cfg.model, cfg.data)  # before the model loads
     reward_model = RewardModel(cfg.reward, task, grader)
     pool = None
     if cfg.algo.name == "rlep":
         pool = ReplayPool.from_file(cfg.algo.pool_file) if cfg.algo.pool_file else ReplayPool()
     torch.manual_seed(cfg.seed)
     model, tokenizer = load_policy(cfg.model)
+    problems = bound_problems(problems, tokenizer, cfg.model, cfg.data, cfg.generation.max_new_tokens, model)
     run_dir = prepare_run_dir(cfg, "train-rl")
     trainer = Trainer(cfg, run_dir, model, tokenizer, problems, task, reward_model, pool)
 
