@@ -395,7 +395,7 @@ def run(cfg) -> Path:
     from reasoner.rl.update import NonFiniteLoss
     from reasoner.tasks import get_task
     from reasoner.utils import checkpoint as ckpt
-    from reasoner.utils.io import append_jsonl
+    from reasoner.utils.io import append_jsonl, keep_jsonl
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
 
     validate(cfg)
@@ -422,6 +422,8 @@ def run(cfg) -> Path:
         log(f"resumed from {existing[-1]} (step {trainer.step_no}/{cfg.steps})")
     sinks = MetricSinks(run_dir, trainer.step_no, cfg.tensorboard, cfg.wandb)
     pool_path = run_dir / "pool.jsonl"
+    resumed_step = trainer.step_no  # steps after it are redone, and append their trajectories again
+    keep_jsonl(pool_path, lambda rec: isinstance(rec, dict) and (rec.get("meta") or {}).get("step", 0) <= resumed_step)
     log(f"train-rl {cfg.algo.name}: {len(problems)} problems, {cfg.steps} steps x {cfg.prompts_per_step} prompts x "
         f"{cfg.generation.n} samples, run_dir={run_dir}")
     started = time.time()
