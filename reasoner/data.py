@@ -241,6 +241,8 @@ def iter_rows(path_or_name: str | os.PathLike, split: str | None = None,
         rows = _file_rows(path)
     elif path.is_dir():
         rows = _dir_rows(path, split)
+    elif path.exists():
+        raise UserError(f"{name}: not a regular file or directory")
     elif looks_local(name, DATA_SUFFIXES + (".arrow", ".csv")):
         raise UserError(f"{name}: no such file or directory")
     else:

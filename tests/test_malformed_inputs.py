@@ -115,6 +115,9 @@ PROBLEM_CASES = [
     Case("parquet-bytes-prompt", "bytes.parquet", _parquet([{"prompt": b"1+2", "answer": "3"}]), "'prompt'"),
     Case("parquet-garbage", "garbage.parquet", b"PAR1 this is not parquet"),
     Case("parquet-empty", "empty.parquet", _parquet([])),
+    Case("saved-dataset-garbage", "saved", _directory({"state.json": b"{not json", "data-00000-of-00001.arrow": b"xx"})),
+    Case("gzip", "data.jsonl.gz", b"\x1f\x8b\x08\x00" + bytes(20)),
+    Case("device-file", "devnull", lambda path: path.symlink_to("/dev/null")),
     Case("csv", "data.csv", b"prompt,answer\n1+2,3\n"),
     Case("no-extension", "data", b"prompt answer\n"),
     Case("missing-file", "nope.jsonl", None),
@@ -167,6 +170,9 @@ TRAJECTORY_CASES = [
     Case("empty-prompt", "emptyprompt.jsonl", _jsonl(_traj(prompt="")), "'prompt'"),
     Case("blank-prompt", "blankprompt.jsonl", _jsonl(_traj(prompt="  \n")), "'prompt'"),
     Case("empty-steps-list", "nosteps.jsonl", _jsonl(_traj(steps=[], step_labels=[])), "'steps'"),
+    Case("empty-sample-only", "emptysample.jsonl", _jsonl(_traj(response="", steps=[], step_labels=[], reward=0.0)),
+         commands=("train-prm", "train-rl-offline", "eval-prm")),
+    Case("steps-objects", "stepsobj.jsonl", _jsonl(_traj(steps=[{"text": "1+2=3"}, "Answer: 3"])), "'steps'"),
     Case("empty-step", "emptystep.jsonl", _jsonl(_traj(steps=["1+2=3", ""])), "'steps'"),
     Case("steps-not-in-response", "mismatch.jsonl",
          _jsonl(_traj(steps=["2+2=4", "Answer: 4"])), "'steps'"),
@@ -203,7 +209,7 @@ TRAJECTORY_CASES = [
 def _problem_args(command: str, path: Path, run_dir: Path) -> list[str]:
     common = TINY + [f"data={path}", f"run_dir={run_dir}", "generation.max_new_tokens=4"]
     extra = {
-        "decode": [],
+        "decode": ["generation.n=2"],   # n > 1 at temperature 0 logs a note: never before an input error
         "collect": ["generation.n=2", "problems_per_chunk=2"],
         "train-rl": ["algo=grpo", "steps=1", "prompts_per_step=2", "generation.n=2", "eval_every=0", "save_every=0"],
     }[command]

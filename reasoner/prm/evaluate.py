@@ -20,7 +20,9 @@ def truth_labels(task, ex) -> list[bool]:
     try:
         return task.check_steps(Problem(id=ex.problem_id, prompt=ex.prompt, answer="", source=task.name), ex.steps)
     except ValueError as exc:
-        raise UserError(f"example '{ex.id}': no ground-truth labels ({exc}); use label_source=file") from None
+        where = getattr(ex, "where", None)
+        message = f"no ground-truth labels for example '{ex.id}' ({exc}); use label_source=file"
+        raise (where.error(message) if where is not None else UserError(message)) from None
 
 
 def resolve_mode(mode: str, task) -> str:

@@ -76,8 +76,6 @@ def validate(cfg, task) -> str:
     sep = task.step_separator if cfg.step_separator is None else cfg.step_separator
     if sep == "":
         raise UserError("config: step_separator must not be empty (use null for the task's own)")
-    if g.n > 1 and g.temperature == 0:
-        log("note: generation.n > 1 with temperature 0 gives n identical greedy samples")
     return sep
 
 
@@ -299,6 +297,8 @@ def run(cfg) -> dict:
         raise UserError(f"data '{cfg.data.name}': no problems to collect")
     _check_unique(problems)
     problems = bound_problems(problems, load_tokenizer(cfg.model), cfg.model, cfg.data)  # before the model loads
+    if cfg.generation.n > 1 and cfg.generation.temperature == 0:  # after the data checks: an error stays one line
+        log("note: generation.n > 1 with temperature 0 gives n identical greedy samples")
     run_dir = Path(cfg.run_dir)
     check_same_config(run_dir, cfg)
     model, tokenizer = load_policy(cfg.model)

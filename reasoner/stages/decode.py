@@ -92,9 +92,8 @@ def summarize(records: list[dict], ks: list[int]) -> dict:
 
 def load_done(path: Path) -> dict[str, dict]:
     """Records already written by an earlier (interrupted) run of the same command."""
-    from reasoner.utils.io import read_jsonl_tolerant
-
     from reasoner.errors import DataError
+    from reasoner.utils.io import read_jsonl_tolerant
 
     if not path.exists():
         return {}
@@ -134,8 +133,6 @@ def run_sample(cfg) -> dict:
     from reasoner.utils.io import append_jsonl
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
 
-    if cfg.generation.n > 1 and cfg.generation.temperature == 0:
-        log("note: generation.n > 1 with temperature 0 gives n identical greedy samples")
     ks = sorted({k for k in cfg.k if k <= cfg.generation.n} | {1})
     task = get_task(cfg.data.name)
     grader = get_grader(cfg.grader or task.grader)
@@ -143,6 +140,8 @@ def run_sample(cfg) -> dict:
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no problems to decode")
     problems = bound_problems(problems, load_tokenizer(cfg.model), cfg.model, cfg.data)  # before the model loads
+    if cfg.generation.n > 1 and cfg.generation.temperature == 0:  # after the data checks: an error stays one line
+        log("note: generation.n > 1 with temperature 0 gives n identical greedy samples")
     model, tokenizer = load_policy(cfg.model)
     problems = bound_problems(problems, tokenizer, cfg.model, cfg.data, cfg.generation.max_new_tokens, model)
     generator = build_generator(cfg.generation, model, tokenizer, model_dir=local_model_dir(cfg.model))

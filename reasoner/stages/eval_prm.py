@@ -90,8 +90,8 @@ def sample_examples(cfg, task, out_path: Path):
 
 def run(cfg) -> dict:
     from reasoner.config import ScorerConfig
-    from reasoner.prm.evaluate import evaluate, format_table, reference_labels, resolve_mode
     from reasoner.models import load_tokenizer
+    from reasoner.prm.evaluate import evaluate, format_table, reference_labels, resolve_mode
     from reasoner.prm.examples import read_examples
     from reasoner.prompts import bound_prompts
     from reasoner.scoring import load_scorer

@@ -27,10 +27,8 @@ class Example:
 
 def gold_examples(cfg, tokenizer) -> list[Example]:
     """(prompt, gold response) pairs of the task's training split."""
-    from reasoner.prompts import build_prompt
+    from reasoner.prompts import bound_problems, build_prompt
     from reasoner.tasks import get_task
-
-    from reasoner.prompts import bound_problems
 
     task = get_task(cfg.data.name)
     problems = bound_problems(task.load_problems(cfg.data), tokenizer, cfg.model, cfg.data)

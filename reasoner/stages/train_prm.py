@@ -113,9 +113,9 @@ def _weight(spec, items: list[Item]) -> int:
 
 
 def run(cfg) -> Path:
+    from reasoner.models import load_tokenizer
     from reasoner.prm.evaluate import reference_labels
     from reasoner.prm.examples import count_labelled, read_examples
-    from reasoner.models import load_tokenizer
     from reasoner.prm.model import PRMSpec, save_prm, token_id
     from reasoner.prompts import bound_prompts
     from reasoner.tasks import get_task
