@@ -72,6 +72,10 @@ def _run(command: str, overrides: Optional[List[str]], dry_run: bool, stage: Cal
         if dry_run:
             typer.echo(config.to_yaml(cfg), nl=False)
             return
+        if hasattr(cfg, "run_dir"):  # a bad run_dir stops before data or a model is loaded
+            from reasoner.utils.run import check_run_dir
+
+            check_run_dir(cfg.run_dir)
         stage(cfg)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -7,19 +7,22 @@ files, or a hub dataset name. Bad input raises DataError naming file, line (1-ba
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from reasoner.errors import DataError, UserError
+from reasoner.utils.hub import looks_local
 from reasoner.utils.io import append_jsonl, read_jsonl_tolerant, write_json_atomic, write_jsonl_atomic
 
 __all__ = [
-    "Problem", "Trajectory", "split_steps", "read_rows", "iter_rows", "read_problems",
+    "Where", "Problem", "Trajectory", "split_steps", "read_rows", "iter_rows", "read_problems",
     "read_trajectories", "read_records", "write_jsonl_atomic", "write_json_atomic", "append_jsonl",
     "read_jsonl_tolerant", "trajectory_to_trl_prm", "trl_prm_to_trajectory", "parse_math_shepherd",
     "math_shepherd_to_trl_prm",
@@ -110,7 +113,41 @@ def _labels(chk: _Check, name: str, n_steps: int, *, allow_none: bool) -> list[f
     return out
 
 
+def _check_steps(chk: _Check, name: str, steps: list[str], response: str) -> None:
+    """Steps are the response cut at its separators: none empty, each found in the response after
+    the one before it, and a non-blank response has at least one. Trainers place step labels and
+    values by these positions, so steps that do not match the response would train on the wrong
+    tokens."""
+    if not steps and response.strip():
+        chk.fail(name, "is empty but the response is not (steps are the response split at the step separator)")
+    pos = 0
+    for i, step in enumerate(steps):
+        if not step.strip():
+            chk.fail(name, f"item {i}: is empty")
+        at = response.find(step, pos)
+        if at < 0:
+            after = f" after step {i - 1}" if i else ""
+            chk.fail(name, f"item {i}: {step[:60]!r} does not occur in the response{after}")
+        pos = at + len(step)
+
+
 # --------------------------------------------------------------------------- records
+
+@dataclass(frozen=True)
+class Where:
+    """Where a record's prompt came from, so a later check (prompt length) can name file, line, field."""
+
+    path: str
+    line: int | None
+    field: str | None
+
+    def error(self, message: str) -> DataError:
+        return DataError(self.path, self.line, self.field, message)
+
+
+def _where(path, line, name: str) -> Where | None:
+    return None if path is None else Where(str(path), line, name)
+
 
 @dataclass
 class Problem:
@@ -120,6 +157,7 @@ class Problem:
     source: str                   # "arith" | "gsm8k" | "math500" | file name
     solution_steps: list[str] | None = None   # gold steps when known (gym, GSM8K)
     meta: dict = field(default_factory=dict)
+    where: Where | None = field(default=None, compare=False, repr=False)   # the prompt's file/line/field; not saved
 
     def to_dict(self) -> dict:
         return {"id": self.id, "prompt": self.prompt, "answer": self.answer, "source": self.source,
@@ -137,6 +175,7 @@ class Problem:
             source=chk.string("source"),
             solution_steps=chk.string_list("solution_steps", optional=True),
             meta=chk.mapping("meta"),
+            where=_where(path, line, "prompt"),
         )
 
 
@@ -151,6 +190,7 @@ class Trajectory:
     reward: float                 # outcome reward (1.0 correct, 0.0 otherwise)
     step_labels: list[float | None] | None = None
     meta: dict = field(default_factory=dict)   # generator metadata (model, temperature, finish_reason, ...)
+    where: Where | None = field(default=None, compare=False, repr=False)   # the prompt's file/line/field; not saved
 
     def to_dict(self) -> dict:
         return {"id": self.id, "problem_id": self.problem_id, "prompt": self.prompt,
@@ -164,16 +204,20 @@ class Trajectory:
         """Validated construction; DataError names path, line and the offending field."""
         chk = _Check(d, path, line)
         steps = chk.string_list("steps")
+        ids = chk.string("id", nonempty=True), chk.string("problem_id", nonempty=True)
+        prompt, response = chk.string("prompt", nonempty=True), chk.string("response")
+        _check_steps(chk, "steps", steps, response)
         return cls(
-            id=chk.string("id", nonempty=True),
-            problem_id=chk.string("problem_id", nonempty=True),
-            prompt=chk.string("prompt", nonempty=True),
-            response=chk.string("response"),
+            id=ids[0],
+            problem_id=ids[1],
+            prompt=prompt,
+            response=response,
             steps=steps,
             pred_answer=chk.string("pred_answer", optional=True),
             reward=chk.number("reward"),
             step_labels=_labels(chk, "step_labels", len(steps), allow_none=True),
             meta=chk.mapping("meta"),
+            where=_where(path, line, "prompt"),
         )
 
 
@@ -184,25 +228,32 @@ def split_steps(text: str, separator: str = "\n") -> list[str]:
 
 # --------------------------------------------------------------------------- readers
 
-def _looks_local(name: str) -> bool:
-    """A name that can only be meant as a path (so a missing one is not tried on the hub)."""
-    return (name.startswith((".", "/", "~", "\\")) or name.lower().endswith(DATA_SUFFIXES + (".arrow", ".csv"))
-            or name.count("/") > 1)
-
-
 def iter_rows(path_or_name: str | os.PathLike, split: str | None = None,
               config: str | None = None) -> Iterator[tuple[str, int, dict]]:
-    """(source path, line/index, row) for every row; the path is the file the row came from."""
+    """(source path, line/index, row) for every row; the path is the file the row came from.
+
+    An input with no rows at all (an empty file, `[]`, a parquet file without rows) is an error
+    naming it: every caller needs records, and "no problems" later would not say where to look.
+    """
     name = os.fspath(path_or_name)
     path = Path(name).expanduser()
     if path.is_file():
-        yield from _file_rows(path)
+        rows = _file_rows(path)
     elif path.is_dir():
-        yield from _dir_rows(path, split)
-    elif _looks_local(name):
+        rows = _dir_rows(path, split)
+    elif path.exists():
+        raise UserError(f"{name}: not a regular file or directory")
+    elif looks_local(name, DATA_SUFFIXES + (".arrow", ".csv")):
         raise UserError(f"{name}: no such file or directory")
     else:
-        yield from _hub_rows(name, split, config)
+        rows = _hub_rows(name, split, config)
+    empty = True
+    for item in rows:
+        empty = False
+        yield item
+    if empty:
+        raise DataError(name, None, None, "holds no records" + (" (the file is empty)" if path.is_file()
+                                                                and path.stat().st_size == 0 else ""))
 
 
 def read_rows(path_or_name: str | os.PathLike, split: str | None = None,
@@ -215,13 +266,59 @@ def read_rows(path_or_name: str | os.PathLike, split: str | None = None,
 def _file_rows(path: Path) -> Iterator[tuple[str, int, dict]]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        yield from _jsonl_rows(path)
+        reader = _jsonl_rows
     elif suffix == ".json":
-        yield from _json_rows(path)
+        reader = _json_rows
     elif suffix == ".parquet":
-        yield from _parquet_rows(path)
+        reader = _parquet_rows
     else:
         raise UserError(f"{path}: unsupported file type '{suffix}' (use .jsonl, .json or .parquet)")
+    try:
+        yield from reader(path)
+    except OSError as exc:
+        raise DataError(str(path), None, None, f"cannot read it ({exc.strerror or _one_line(exc)})") from None
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _parse_json(text: str, where: str, line: int | None):
+    """json.loads with every failure as a DataError: syntax, nesting too deep for the parser,
+    integers longer than Python converts."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(where, line if line is not None else exc.lineno, None,
+                        f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise DataError(where, line, None, "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with more digits than int() accepts
+        raise DataError(where, line, None, f"invalid JSON: {_one_line(exc)}") from None
+
+
+def _check_unicode(row: dict, raw: bytes, where: str, line: int | None) -> None:
+    """JSON can escape half a surrogate pair (\\ud800), which is no text at all: it cannot be
+    tokenised or written back as UTF-8. Only rows whose raw bytes hold such an escape are walked."""
+    if not _SURROGATE_ESCAPE.search(raw):
+        return
+
+    def bad(value) -> bool:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+            return False
+        if isinstance(value, dict):
+            return any(bad(k) or bad(v) for k, v in value.items())
+        if isinstance(value, list):
+            return any(bad(v) for v in value)
+        return False
+
+    for key, value in row.items():
+        if bad(key) or bad(value):
+            raise DataError(where, line, key if not bad(key) else None,
+                            "holds an unpaired surrogate escape (\\ud800-\\udfff), which is not valid text")
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, int, dict]]:
@@ -231,24 +328,31 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, int, dict]]:
             try:
                 text = raw.decode("utf-8-sig" if n == 1 else "utf-8")
             except UnicodeDecodeError:
-                raise DataError(where, n, None, "not valid UTF-8") from None
+                raise DataError(where, n, None, _not_utf8(raw)) from None
             if not text.strip():
                 continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataError(where, n, None, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+            if "\x00" in text:
+                raise DataError(where, n, None, "holds NUL bytes (a binary file?)")
+            row = _parse_json(text, where, n)
             if not isinstance(row, dict):
                 raise DataError(where, n, None, f"expected a JSON object, got {_type_name(row)}")
+            _check_unicode(row, raw, where, n)
             yield where, n, row
+
+
+def _not_utf8(raw: bytes) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "not valid UTF-8 (the file is UTF-16: save it as UTF-8)"
+    return "not valid UTF-8 text (a binary file, or another encoding: save it as UTF-8)"
 
 
 def _json_rows(path: Path) -> Iterator[tuple[str, int, dict]]:
     where = str(path)
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise DataError(where, None, None, "not valid UTF-8") from None
+        raise DataError(where, None, None, _not_utf8(raw)) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -256,6 +360,8 @@ def _json_rows(path: Path) -> Iterator[tuple[str, int, dict]]:
             yield from _jsonl_rows(path)
             return
         raise DataError(where, exc.lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except (RecursionError, ValueError):
+        _parse_json(text, where, None)  # raises the DataError
     if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
         data = next(iter(data.values()))     # {"data": [...]}
     if not isinstance(data, list):
@@ -263,6 +369,7 @@ def _json_rows(path: Path) -> Iterator[tuple[str, int, dict]]:
     for i, row in enumerate(data):
         if not isinstance(row, dict):
             raise DataError(where, i, None, f"expected an object, got {_type_name(row)}")
+        _check_unicode(row, raw, where, i)
         yield where, i, row
 
 
@@ -274,8 +381,16 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, int, dict]]:
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise DataError(str(path), None, None, f"cannot read parquet: {_one_line(exc)}") from None
     i = 0
-    for batch in pf.iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
+    batches = pf.iter_batches(batch_size=1024)
+    while True:
+        try:
+            batch = next(batches, None)
+            rows = [] if batch is None else batch.to_pylist()
+        except Exception as exc:  # a corrupt page or a type pyarrow cannot turn into Python
+            raise DataError(str(path), i, None, f"cannot read parquet: {_one_line(exc)}") from None
+        if batch is None:
+            return
+        for row in rows:
             yield str(path), i, row
             i += 1
 
@@ -330,13 +445,19 @@ def _pick_split(dd, split: str | None, where: str):
 
 
 def _hub_rows(name: str, split: str | None, config: str | None) -> Iterator[tuple[str, int, dict]]:
+    from reasoner.utils import hub
+
+    state = hub.status(name, "dataset")
+    if state == "missing":
+        raise UserError(f"dataset '{name}': no such file or directory, nor a dataset on the Hugging Face Hub")
     try:
         import datasets
 
-        ds = datasets.load_dataset(name, config, split=split or "train")
+        with hub.offline_mode() if state == "unreachable" else contextlib.nullcontext():
+            ds = datasets.load_dataset(name, config, split=split or "train")
     except Exception as exc:  # network, auth, missing repo, bad split: all one user-facing line
-        raise UserError(f"dataset '{name}': not a file/directory and could not be loaded from the hub: "
-                        f"{_one_line(exc)}") from None
+        why = hub.unreachable_note() if state == "unreachable" else _one_line(exc)
+        raise UserError(f"dataset '{name}': not a file/directory and could not be loaded from the hub: {why}") from None
     for i, row in enumerate(ds):
         yield name, i, row
 
@@ -395,13 +516,16 @@ def trl_prm_to_trajectory(rec: Any, path=None, line=None, separator: str = "\n",
     chk = _Check(rec, path, line)
     prompt = chk.string("prompt", nonempty=True)
     steps = chk.string_list("completions")
+    if not steps:
+        chk.fail("completions", "is empty (a PRM record needs at least one step)")
+    _check_steps(chk, "completions", steps, separator.join(steps))
     labels = _labels(chk, "labels", len(steps), allow_none=False)
     if labels is None:
         chk.fail("labels", "missing")
     pid = problem_id or (rec.get("id") if isinstance(rec.get("id"), str) else None) or _prompt_id(prompt)
     return Trajectory(id=f"{pid}/{index}", problem_id=pid, prompt=prompt, response=separator.join(steps),
                       steps=steps, pred_answer=None, reward=1.0 if labels and labels[-1] >= 0.5 else 0.0,
-                      step_labels=labels, meta={"source_format": "trl_prm"})
+                      step_labels=labels, meta={"source_format": "trl_prm"}, where=_where(path, line, "prompt"))
 
 
 def parse_math_shepherd(text: str, label_text: str | None = None,

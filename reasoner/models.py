@@ -27,7 +27,6 @@ import functools
 import importlib.util
 import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -50,7 +49,6 @@ _DTYPES = {
     "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
     "float16": torch.float16, "fp16": torch.float16,
 }
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
 # --------------------------------------------------------------------------- device / dtype
@@ -258,15 +256,10 @@ def resolve_source(name_or_path: str, gguf_file: str | None = None) -> Source:
 
 def _looks_local(name: str) -> bool:
     """Paths (./x, /x, ~/x, a/b/c, runs/x when runs/ exists, x.gguf) are never sent to the
-    hub: a typo there should fail at once, not after the hub client's retries."""
-    return (
-        name.startswith((".", "/", "~", "\\"))
-        or name.lower().endswith(".gguf")
-        or name.count("/") > 1
-        or "\\" in name
-        or not _HUB_ID.match(name)
-        or ("/" in name and Path(name.split("/")[0]).is_dir())
-    )
+    hub: a typo there should fail at once (the rule: `reasoner.utils.hub`)."""
+    from reasoner.utils.hub import looks_local
+
+    return looks_local(name, (".gguf",))
 
 
 def _classify_dir(name: str, path: Path, gguf_file: str | None) -> Source:
@@ -325,14 +318,26 @@ def _ensure_pad(tokenizer):
 @contextlib.contextmanager
 def _hub_errors(src: Source):
     """A failed hub download (unknown id, no network) becomes the one-line 'no such model'
-    error; a local checkpoint transformers cannot read (e.g. no tokenizer files) says so."""
+    error; a local checkpoint transformers cannot read (e.g. no tokenizer files) says so.
+
+    A hub id is asked about once, with a short time limit, before transformers downloads
+    anything: a missing repo fails at once, and an unreachable hub makes the load use the local
+    cache only (offline mode), so neither waits out the hub client's retries."""
+    from reasoner.utils import hub
+
+    state = None if src.local or src.kind == "preset" else hub.status(src.ref, "model")
+    if state == "missing":
+        raise _not_found(src.ref, "nor a model on the Hugging Face Hub")
     try:
-        yield
+        with hub.offline_mode() if state == "unreachable" else contextlib.nullcontext():
+            yield
     except (OSError, ValueError) as err:
         if src.local:
             raise UserError(f"model '{src.ref}': cannot be loaded ({_first_line(err)})") from None
         if isinstance(err, ValueError):
             raise
+        if state == "unreachable":
+            raise _not_found(src.ref, hub.unreachable_note()) from None
         raise _not_found(src.ref, f"not on the Hugging Face Hub or hub unreachable: {_first_line(err)}") from None
 
 

@@ -183,6 +183,9 @@ def test_missing_path_and_hub_failure(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise ConnectionError("no network\nsecond line")
 
+    from reasoner.utils import hub
+
+    monkeypatch.setattr(hub, "status", lambda name, kind: "found")  # the hub answered; the load fails
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(UserError) as err:
         list(read_rows("someone/some-dataset", split="train"))
@@ -294,3 +297,42 @@ def test_parse_math_shepherd():
         parse_math_shepherd("no tags here")
     with pytest.raises(ValueError, match="step 1"):
         parse_math_shepherd(MS_INPUT, MS_INPUT.replace("ки", "x"))
+
+
+def test_missing_relative_dataset_path_fails_fast_when_the_hub_is_unreachable(tmp_path, monkeypatch):
+    """`runs/nope` (no runs/ here) is tried on the hub once, then read offline: one line in
+    seconds, not ~25 s of client retries."""
+    import time
+
+    from reasoner.utils import hub
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(hub, "_ask", lambda repo, kind, timeout: "unreachable")
+    started = time.time()
+    with pytest.raises(UserError, match="could not be reached") as err:
+        list(read_rows("runs/nope"))
+    assert time.time() - started < 5 and "'runs/nope'" in str(err.value)
+    monkeypatch.setattr(hub, "_ask", lambda repo, kind, timeout: "missing")
+    with pytest.raises(UserError, match="nor a dataset on the Hugging Face Hub"):
+        list(read_rows("runs/nope"))
+
+
+@pytest.mark.parametrize("name,content", [("e.jsonl", b""), ("e.json", b"[]"), ("b.jsonl", b"\n\n")])
+def test_input_without_records_is_an_error_naming_it(tmp_path, name, content):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataError, match="holds no records") as err:
+        list(read_rows(tmp_path / name))
+    assert str(err.value).startswith(str(tmp_path / name))
+
+
+def test_trajectory_steps_must_match_the_response():
+    from reasoner.data import Trajectory
+
+    good = {"id": "p/0", "problem_id": "p", "prompt": "q", "response": "a = 1\nb = 2\nAnswer: 2",
+            "steps": ["a = 1", "b = 2", "Answer: 2"], "pred_answer": "2", "reward": 1.0}
+    assert Trajectory.from_dict(good).steps == good["steps"]
+    assert Trajectory.from_dict({**good, "response": "", "steps": []}).steps == []   # an empty sample
+    for steps, message in ((["b = 2", "a = 1"], "item 1: 'a = 1' does not occur in the response after step 0"),
+                           (["a = 1", " "], "item 1: is empty"), ([], "is empty but the response is not")):
+        with pytest.raises(DataError, match=message):
+            Trajectory.from_dict({**good, "steps": steps}, "t.jsonl", 3)

@@ -351,6 +351,61 @@ def test_unreachable_hub_id_is_a_one_line_user_error(monkeypatch):
     assert "did you mean 'tiny-arith'" in one_line(err)
 
 
+@pytest.fixture
+def hub_answers(monkeypatch):
+    """Set what the hub says about any id (the one request `reasoner.utils.hub` makes)."""
+    from reasoner.utils import hub
+
+    real = hub._ask
+    real.cache_clear()
+    yield lambda state: monkeypatch.setattr(hub, "_ask", lambda repo, kind, timeout: state)
+    real.cache_clear()
+
+
+@pytest.mark.parametrize("state,reason", [("unreachable", "could not be reached"),
+                                          ("missing", "nor a model on the Hugging Face Hub")])
+def test_missing_relative_path_fails_fast_whatever_the_hub_says(tmp_path, monkeypatch, hub_answers, state, reason):
+    """`runs/nope` with no runs/ here is a valid-looking hub id: one quick lookup, then one line
+    (it used to wait out ~50 s of hub client retries)."""
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    hub_answers(state)
+    started = time.time()
+    with pytest.raises(UserError) as err:
+        M.load_policy(tiny_cfg(name_or_path="runs/nope"))
+    assert time.time() - started < 5
+    assert "'runs/nope'" in one_line(err) and reason in str(err.value)
+
+
+def test_hub_lookup_that_hangs_gives_up_after_the_time_limit(monkeypatch):
+    import time
+
+    import huggingface_hub
+
+    from reasoner.utils import hub
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo, timeout=None: time.sleep(30))
+    monkeypatch.setattr(hub, "TIMEOUT_S", 0.3)
+    hub._ask.cache_clear()
+    started = time.time()
+    assert hub.status("org/slow-dns") == "unreachable"
+    assert time.time() - started < 2
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub.status("org/slow-dns") == "offline"   # offline mode asks nothing
+    hub._ask.cache_clear()
+
+
+def test_looks_local_rule():
+    from reasoner.utils.hub import looks_local
+
+    for name in ("./x", "/x", "~/x", "a/b/c", "x.gguf", "a\\b", "bad name", "org/"):
+        assert looks_local(name, (".gguf",)), name
+    for name in ("gpt2", "Qwen/Qwen2.5-0.5B-Instruct", "runs/nope"):  # runs/ does not exist here
+        assert not looks_local(name, (".gguf",)), name
+    assert looks_local("tests/nope")                  # its first component is a local directory
+
+
 def test_local_directory_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no config.json"):

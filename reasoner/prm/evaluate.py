@@ -20,7 +20,9 @@ def truth_labels(task, ex) -> list[bool]:
     try:
         return task.check_steps(Problem(id=ex.problem_id, prompt=ex.prompt, answer="", source=task.name), ex.steps)
     except ValueError as exc:
-        raise UserError(f"example '{ex.id}': no ground-truth labels ({exc}); use label_source=file") from None
+        where = getattr(ex, "where", None)
+        message = f"no ground-truth labels for example '{ex.id}' ({exc}); use label_source=file"
+        raise (where.error(message) if where is not None else UserError(message)) from None
 
 
 def resolve_mode(mode: str, task) -> str:
@@ -33,7 +35,7 @@ def resolve_mode(mode: str, task) -> str:
     return mode
 
 
-def reference_labels(examples, task, mode: str, threshold: float = 0.5):
+def reference_labels(examples, task, mode: str, threshold: float = 0.5, where: str | None = None):
     """(kept examples, boolean labels per kept example, soft labels or None per kept example).
 
     mode truth: every example with steps. mode file: examples whose every step is labelled;
@@ -53,7 +55,7 @@ def reference_labels(examples, task, mode: str, threshold: float = 0.5):
             soft.append([float(v) for v in ex.labels])
     if not kept:
         what = "with steps" if mode == "truth" else "whose every step is labelled"
-        raise UserError(f"no examples {what} to evaluate against")
+        raise UserError(f"{where + ': ' if where else ''}no examples {what} to evaluate against")
     return kept, hard, soft
 
 

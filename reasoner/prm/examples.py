@@ -21,6 +21,7 @@ class StepExample:
     labels: list[float | None] | None    # per-step labels in [0, 1]; None = not labelled
     outcome: float                       # 1.0 correct final answer, else 0.0
     meta: dict = field(default_factory=dict)
+    where: object = None                 # data.Where of the prompt (file, line, field), for length errors
 
 
 def read_examples(path: str, separator: str = "\n") -> list[StepExample]:
@@ -33,7 +34,8 @@ def read_examples(path: str, separator: str = "\n") -> list[StepExample]:
             t = trl_prm_to_trajectory(row, src, line, separator=separator, index=line or 0)
         else:
             t = Trajectory.from_dict(row, src, line)
-        out.append(StepExample(t.id, t.problem_id, t.prompt, list(t.steps), t.step_labels, float(t.reward), t.meta))
+        out.append(StepExample(t.id, t.problem_id, t.prompt, list(t.steps), t.step_labels, float(t.reward), t.meta,
+                               t.where))
     if not out:
         raise UserError(f"{path}: holds no records")
     return out

@@ -7,6 +7,7 @@ The verifier always runs, so accuracy is logged whatever the reward is.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 from dataclasses import dataclass, fields
 from typing import Callable
@@ -43,7 +44,12 @@ class Rewards:
 
 
 def load_function(spec: str) -> Callable:
-    """Import 'package.module:function' (or 'package.module.function')."""
+    """Import 'package.module:function' (or 'package.module.function', or 'path/to/file.py:function').
+
+    The working directory is searched first for the module while it is imported, as Python does
+    for a script, so a `myrewards.py` beside the user is found from the installed `reasoner`
+    command too. Any error raised while importing it is one line naming the module.
+    """
     if not spec or not isinstance(spec, str):
         raise UserError("config: reward.function must be 'package.module:function' for reward.kind=custom")
     mod_name, sep, attr = spec.partition(":")
@@ -52,13 +58,53 @@ def load_function(spec: str) -> Callable:
     if not mod_name or not attr:
         raise UserError(f"config: reward.function '{spec}': expected 'package.module:function'")
     try:
-        module = importlib.import_module(mod_name)
-    except ImportError as err:
-        raise UserError(f"config: reward.function '{spec}': cannot import module '{mod_name}' ({err})") from None
+        module = _import_user_module(mod_name)
+    except UserError:
+        raise
+    except Exception as err:  # ImportError, or anything the module raises at import time
+        raise UserError(f"config: reward.function '{spec}': cannot import module '{mod_name}' "
+                        f"({type(err).__name__}: {_first_line(err)})") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise UserError(f"config: reward.function '{spec}': module '{mod_name}' has no function '{attr}'")
     return fn
+
+
+def _import_user_module(mod_name: str):
+    """A module by dotted name with the working directory first on sys.path, or a .py file by path."""
+    import os
+    import sys
+
+    if mod_name.endswith(".py") or os.sep in mod_name or "/" in mod_name:
+        from pathlib import Path
+
+        path = Path(mod_name).expanduser()
+        if not path.is_file():
+            raise UserError(f"config: reward.function: no such file '{mod_name}'")
+        name = f"reasoner_user_reward_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return module
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(mod_name)
+    finally:
+        if added:
+            sys.path.remove(cwd)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else "no message"
 
 
 class RewardModel:
@@ -102,8 +148,11 @@ class RewardModel:
         return Rewards(outcome, correct, steps, step_rewards, [g.pred for g in graded])
 
     def _custom(self, problems, prompts, responses, completion_ids) -> list[float]:
-        out = self.fn(prompts=list(prompts), completions=list(responses), answer=[p.answer for p in problems],
-                      problem_id=[p.id for p in problems], completion_ids=[list(c) for c in completion_ids])
+        try:
+            out = self.fn(prompts=list(prompts), completions=list(responses), answer=[p.answer for p in problems],
+                          problem_id=[p.id for p in problems], completion_ids=[list(c) for c in completion_ids])
+        except Exception as err:  # the user's code: one line naming it, not a traceback through ours
+            raise UserError(f"reward.function '{self.cfg.function}' raised {type(err).__name__}: {_first_line(err)}") from None
         try:
             values = list(out)
         except TypeError:

@@ -76,8 +76,6 @@ def validate(cfg, task) -> str:
     sep = task.step_separator if cfg.step_separator is None else cfg.step_separator
     if sep == "":
         raise UserError("config: step_separator must not be empty (use null for the task's own)")
-    if g.n > 1 and g.temperature == 0:
-        log("note: generation.n > 1 with temperature 0 gives n identical greedy samples")
     return sep
 
 
@@ -283,7 +281,8 @@ def summarize(run_dir: Path, entries: list[dict], cfg) -> tuple[dict, list[dict]
 
 def run(cfg) -> dict:
     from reasoner.generation.factory import build_generator
-    from reasoner.models import load_policy
+    from reasoner.models import load_policy, load_tokenizer
+    from reasoner.prompts import bound_problems
     from reasoner.tasks import get_task
     from reasoner.utils.io import append_jsonl, write_json_atomic, write_jsonl_atomic
     from reasoner.utils.run import prepare_run_dir
@@ -294,9 +293,13 @@ def run(cfg) -> dict:
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no problems to collect")
     _check_unique(problems)
+    problems = bound_problems(problems, load_tokenizer(cfg.model), cfg.model, cfg.data)  # before the model loads
+    if cfg.generation.n > 1 and cfg.generation.temperature == 0:  # after the data checks: an error stays one line
+        log("note: generation.n > 1 with temperature 0 gives n identical greedy samples")
     run_dir = Path(cfg.run_dir)
     check_same_config(run_dir, cfg)
     model, tokenizer = load_policy(cfg.model)
+    problems = bound_problems(problems, tokenizer, cfg.model, cfg.data, cfg.generation.max_new_tokens, model)
     generator = build_generator(cfg.generation, model, tokenizer)
     run_dir = prepare_run_dir(cfg, "collect")
     lock = _lock(run_dir)

@@ -55,7 +55,20 @@ def problem_record(problem, prompt: str, completions, task, ks: list[int], timeo
     return rec
 
 
-def summarize(records: list[dict], ks: list[int], wall_s: float, gen_tokens: int) -> dict:
+def timing(records: list[dict], tokens_of) -> tuple[float, float | None]:
+    """(wall_s, tokens_per_s) over every segment of a run: each record holds its share of the
+    wall time of the chunk that produced it, so a resumed run adds up all of its segments."""
+    timed = [r for r in records if isinstance(r.get("wall_s"), (int, float))]
+    wall = sum(r["wall_s"] for r in timed)
+    tokens = sum(tokens_of(r) for r in timed)
+    return round(wall, 2), (round(tokens / wall, 1) if wall > 0 else None)
+
+
+def _sample_tokens(rec: dict) -> int:
+    return sum(s["num_tokens"] for s in rec["samples"])
+
+
+def summarize(records: list[dict], ks: list[int]) -> dict:
     n = len(records)
     summary = {"problems": n, "accuracy": sum(r["pass@1"] for r in records) / n if n else 0.0}
     for k in ks:
@@ -64,19 +77,22 @@ def summarize(records: list[dict], ks: list[int], wall_s: float, gen_tokens: int
             if vals:
                 summary[metric] = sum(vals) / len(vals)
     summary["samples"] = sum(len(r["samples"]) for r in records)
-    summary["generated_tokens"] = sum(s["num_tokens"] for r in records for s in r["samples"])
-    summary["wall_s"] = round(wall_s, 2)
-    summary["tokens_per_s"] = round(gen_tokens / wall_s, 1) if wall_s > 0 else None
+    summary["generated_tokens"] = sum(_sample_tokens(r) for r in records)
+    summary["wall_s"], summary["tokens_per_s"] = timing(records, _sample_tokens)
     return summary
 
 
 def load_done(path: Path) -> dict[str, dict]:
     """Records already written by an earlier (interrupted) run of the same command."""
+    from reasoner.errors import DataError
     from reasoner.utils.io import read_jsonl_tolerant
 
     if not path.exists():
         return {}
     records, _ = read_jsonl_tolerant(path)
+    for i, r in enumerate(records):
+        if not (isinstance(r, dict) and isinstance(r.get("id"), str)):
+            raise DataError(str(path), i + 1, None, "not a decode result record (use another run_dir)")
     return {r["id"]: r for r in records}
 
 
@@ -102,20 +118,22 @@ def run(cfg) -> dict:
 
 def run_sample(cfg) -> dict:
     from reasoner.generation.factory import build_generator, local_model_dir
-    from reasoner.models import load_policy
-    from reasoner.prompts import build_prompt
+    from reasoner.models import load_policy, load_tokenizer
+    from reasoner.prompts import bound_problems, build_prompt
     from reasoner.tasks import get_task
     from reasoner.utils.io import append_jsonl
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
 
-    if cfg.generation.n > 1 and cfg.generation.temperature == 0:
-        log("note: generation.n > 1 with temperature 0 gives n identical greedy samples")
     ks = sorted({k for k in cfg.k if k <= cfg.generation.n} | {1})
     task = get_task(cfg.data.name).derive(cfg.grader, cfg.data.answer_fallback)
     problems = task.load_problems(cfg.data)
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no problems to decode")
+    problems = bound_problems(problems, load_tokenizer(cfg.model), cfg.model, cfg.data)  # before the model loads
+    if cfg.generation.n > 1 and cfg.generation.temperature == 0:  # after the data checks: an error stays one line
+        log("note: generation.n > 1 with temperature 0 gives n identical greedy samples")
     model, tokenizer = load_policy(cfg.model)
+    problems = bound_problems(problems, tokenizer, cfg.model, cfg.data, cfg.generation.max_new_tokens, model)
     generator = build_generator(cfg.generation, model, tokenizer, model_dir=local_model_dir(cfg.model))
     run_dir = prepare_run_dir(cfg, "decode")
     results_path = run_dir / "results.jsonl"
@@ -131,9 +149,12 @@ def run_sample(cfg) -> dict:
         task_id = bar.add_task("decode", total=len(problems), completed=len(done), info="")
         for start in range(0, len(todo), chunk):
             batch = todo[start:start + chunk]
+            t0 = time.time()
             prompts = [build_prompt(p.prompt, tokenizer, cfg.model.chat_template, cfg.model.system_prompt, cfg.data.name) for p in batch]
             outputs = generator.generate(prompts, params)
             recs = [problem_record(p, pr, outs, task, ks, cfg.answer_timeout) for p, pr, outs in zip(batch, prompts, outputs)]
+            for r in recs:
+                r["wall_s"] = round((time.time() - t0) / len(recs), 4)
             append_jsonl(results_path, recs)
             for r in recs:
                 done[r["id"]] = r
@@ -141,7 +162,7 @@ def run_sample(cfg) -> dict:
             elapsed = time.time() - started
             bar.update(task_id, completed=len(done), info=f"acc {sum(r['pass@1'] for r in done.values()) / len(done):.3f}  {gen_tokens / max(elapsed, 1e-9):.0f} tok/s")
     ordered = [done[p.id] for p in problems if p.id in done]
-    summary = summarize(ordered, ks, time.time() - started, gen_tokens)
+    summary = summarize(ordered, ks)
     summary.update({"model": cfg.model.name_or_path, "data": cfg.data.name, "split": cfg.data.split,
                     "search": cfg.search.name, "temperature": cfg.generation.temperature, "n": cfg.generation.n})
     write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -222,8 +243,8 @@ def _yaml_params(name: str) -> dict:
 def _setup(cfg):
     """Task, grader, problems, prompts, generator and scorer for search and sweeps."""
     from reasoner.generation.factory import build_generator, local_model_dir
-    from reasoner.models import load_policy
-    from reasoner.prompts import build_prompt
+    from reasoner.models import load_policy, load_tokenizer
+    from reasoner.prompts import bound_problems, build_prompt
     from reasoner.scoring import load_scorer
     from reasoner.search import SearchTask
     from reasoner.tasks import get_task
@@ -232,8 +253,10 @@ def _setup(cfg):
     problems = task.load_problems(cfg.data)
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no problems to decode")
+    problems = bound_problems(problems, load_tokenizer(cfg.model), cfg.model, cfg.data)  # before any model loads
     scorer = load_scorer(cfg.scorer, cfg.model.device) if cfg.scorer.kind != "none" else None
     model, tokenizer = load_policy(cfg.model)
+    problems = bound_problems(problems, tokenizer, cfg.model, cfg.data, cfg.generation.max_new_tokens, model)
     generator = build_generator(cfg.generation, model, tokenizer, model_dir=local_model_dir(cfg.model))
     prompts = [build_prompt(p.prompt, tokenizer, cfg.model.chat_template, cfg.model.system_prompt, cfg.data.name)
                for p in problems]
@@ -277,8 +300,11 @@ def run_search(cfg) -> dict:
         tid = bar.add_task(f"{name} n={n}", total=len(problems), completed=len(done), info="")
         for start in range(0, len(todo), chunk):
             idx = todo[start:start + chunk]
+            t0 = time.time()
             results = method([prompts[i] for i in idx], generator, scorer, params, task, n)
             recs = [search_record(problems[i], prompts[i], r, grade, name, n) for i, r in zip(idx, results)]
+            for r in recs:
+                r["wall_s"] = round((time.time() - t0) / len(recs), 4)
             append_jsonl(results_path, recs)
             for r in recs:
                 done[r["id"]] = r
@@ -286,13 +312,14 @@ def run_search(cfg) -> dict:
             acc = sum(r["correct"] for r in done.values()) / len(done)
             bar.update(tid, completed=len(done), info=f"acc {acc:.3f}  {spent / max(time.time() - started, 1e-9):.0f} tok/s")
     ordered = [done[p.id] for p in problems if p.id in done]
-    wall, k = time.time() - started, max(1, len(ordered))
+    k = max(1, len(ordered))
+    wall, rate = timing(ordered, lambda r: r["generated_tokens"])
     summary = {"problems": len(ordered), "accuracy": sum(r["correct"] for r in ordered) / k,
                "oracle": sum(r["oracle"] for r in ordered) / k,
                "generations_per_problem": sum(r["generations"] for r in ordered) / k,
                "tokens_per_problem": sum(r["generated_tokens"] for r in ordered) / k,
-               "generated_tokens": sum(r["generated_tokens"] for r in ordered), "wall_s": round(wall, 2),
-               "tokens_per_s": round(spent / wall, 1) if wall > 0 else None,
+               "generated_tokens": sum(r["generated_tokens"] for r in ordered), "wall_s": wall,
+               "tokens_per_s": rate,
                "model": cfg.model.name_or_path, "data": cfg.data.name, "split": cfg.data.split,
                "search": name, "n": n, "params": params, "scorer": cfg.scorer.kind}
     write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from reasoner.errors import UserError
@@ -49,12 +50,13 @@ def sample_examples(cfg, task, out_path: Path):
     from reasoner.generation.factory import build_generator
     from reasoner.models import load_policy
     from reasoner.prm.examples import StepExample
-    from reasoner.prompts import build_prompt
+    from reasoner.prompts import bound_problems, build_prompt
 
     problems = task.load_problems(cfg.data)
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no problems to sample")
     model, tokenizer = load_policy(cfg.model)
+    problems = bound_problems(problems, tokenizer, cfg.model, cfg.data, cfg.generation.max_new_tokens, model)
     generator = build_generator(cfg.generation, model, tokenizer)
     g = cfg.generation
     params = SamplingParams(n=cfg.samples_per_problem, temperature=g.temperature, top_p=g.top_p,
@@ -85,8 +87,10 @@ def sample_examples(cfg, task, out_path: Path):
 
 def run(cfg) -> dict:
     from reasoner.config import ScorerConfig
+    from reasoner.models import load_tokenizer
     from reasoner.prm.evaluate import evaluate, format_table, reference_labels, resolve_mode
     from reasoner.prm.examples import read_examples
+    from reasoner.prompts import bound_prompts
     from reasoner.scoring import load_scorer
     from reasoner.tasks import get_task
     from reasoner.utils.io import write_jsonl_atomic
@@ -99,7 +103,9 @@ def run(cfg) -> dict:
     examples = None
     if cfg.eval_file:
         examples = read_examples(cfg.eval_file, task.step_separator)
-        reference_labels(examples, task, mode, cfg.prm.threshold)  # unusable labels fail before any output
+        reference_labels(examples, task, mode, cfg.prm.threshold, where=cfg.eval_file)  # unusable labels fail before any output
+        prm_tokenizer = load_tokenizer(replace(cfg.model, name_or_path=cfg.prm_model, gguf_file=None))
+        examples = bound_prompts(examples, prm_tokenizer, cfg.data)  # before the PRM loads
     elif mode != "truth":
         raise UserError(f"eval-prm without eval_file samples the policy and needs ground-truth labels; "
                         f"task '{task.name}' has no step checker: pass eval_file=trajectories.jsonl")

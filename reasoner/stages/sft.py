@@ -26,11 +26,11 @@ class Example:
 
 def gold_examples(cfg, tokenizer) -> list[Example]:
     """(prompt, gold response) pairs of the task's training split."""
-    from reasoner.prompts import build_prompt
+    from reasoner.prompts import bound_problems, build_prompt
     from reasoner.tasks import get_task
 
     task = get_task(cfg.data.name)
-    problems = task.load_problems(cfg.data)
+    problems = bound_problems(task.load_problems(cfg.data), tokenizer, cfg.model, cfg.data)
     examples = []
     for p in problems:
         if not p.solution_steps:
@@ -40,11 +40,15 @@ def gold_examples(cfg, tokenizer) -> list[Example]:
     return examples
 
 
-def trajectory_examples(path: str, correct_only: bool) -> list[Example]:
-    """(prompt as sent, response) pairs from a trajectories jsonl (e.g. `reasoner collect` output)."""
+def trajectory_examples(path: str, correct_only: bool, tokenizer=None, data_cfg=None) -> list[Example]:
+    """(prompt as sent, response) pairs from a trajectories jsonl (e.g. `reasoner collect` output);
+    with a tokenizer, prompts are held to data_cfg.max_prompt_tokens (`prompts.bound_prompts`)."""
     from reasoner.data import read_trajectories
+    from reasoner.prompts import bound_prompts
 
     trajs = read_trajectories(path)
+    if tokenizer is not None:
+        trajs = bound_prompts(trajs, tokenizer, data_cfg)
     kept = [Example(t.prompt, t.response) for t in trajs if (t.reward >= 1.0 or not correct_only)]
     if not kept:
         raise UserError(f"{path}: no {'correct ' if correct_only else ''}trajectories to train on")
@@ -73,7 +77,7 @@ def response_loss(model, input_ids, attention_mask, labels) -> tuple[torch.Tenso
 
 
 def run(cfg) -> Path:
-    from reasoner.models import load_policy, save_model
+    from reasoner.models import load_policy, load_tokenizer, save_model
     from reasoner.utils import checkpoint as ckpt
     from reasoner.utils.guard import RefusedStep, check_loss, require_finite_model, stop_error
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
@@ -81,9 +85,11 @@ def run(cfg) -> Path:
 
     if cfg.batch_size < 1 or cfg.grad_accum < 1:
         raise UserError("config: batch_size and grad_accum must be >= 1")
+    early_tokenizer = load_tokenizer(cfg.model)  # the data (and its prompt lengths) is checked before the model loads
+    examples = (trajectory_examples(cfg.train_file, cfg.correct_only, early_tokenizer, cfg.data) if cfg.train_file
+                else gold_examples(cfg, early_tokenizer))
     torch.manual_seed(cfg.seed)
     model, tokenizer = load_policy(cfg.model)
-    examples = trajectory_examples(cfg.train_file, cfg.correct_only) if cfg.train_file else gold_examples(cfg, tokenizer)
     encoded = [tokenize_example(tokenizer, ex, cfg.max_length) for ex in examples]
     run_dir = prepare_run_dir(cfg, "train-sft")
 

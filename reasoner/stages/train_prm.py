@@ -112,9 +112,11 @@ def _weight(spec, items: list[Item]) -> int:
 
 
 def run(cfg) -> Path:
+    from reasoner.models import load_tokenizer
     from reasoner.prm.evaluate import reference_labels
     from reasoner.prm.examples import count_labelled, read_examples
     from reasoner.prm.model import PRMSpec, save_prm, token_id
+    from reasoner.prompts import bound_prompts
     from reasoner.tasks import get_task
     from reasoner.utils import checkpoint as ckpt
     from reasoner.utils.guard import RefusedStep, check_loss, require_finite_model, stop_error
@@ -131,7 +133,11 @@ def run(cfg) -> Path:
         raise UserError(f"{cfg.train_file}: no step labels to train a discriminative PRM on "
                         "(collect with labels=shepherd|omegaprm|truth, or use prm=implicit)")
     if eval_examples is not None:  # fail on unusable eval data before anything is trained or written
-        reference_labels(eval_examples, task, "file", spec.threshold)
+        reference_labels(eval_examples, task, "file", spec.threshold, where=cfg.eval_file)
+    early_tokenizer = load_tokenizer(cfg.model)   # prompt lengths are checked before the model loads
+    examples = bound_prompts(examples, early_tokenizer, cfg.data)
+    if eval_examples is not None:
+        eval_examples = bound_prompts(eval_examples, early_tokenizer, cfg.data)
 
     torch.manual_seed(cfg.seed)
     model, tokenizer, reference = load_models(cfg, spec)

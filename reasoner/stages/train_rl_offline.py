@@ -274,7 +274,9 @@ def _copy_dir(src: Path, dst: Path) -> None:
 
 
 def run(cfg) -> dict:
+    from reasoner.models import load_tokenizer
     from reasoner.offline.data import read_offline_trajectories
+    from reasoner.prompts import bound_prompts
     from reasoner.tasks import get_task
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
 
@@ -282,7 +284,7 @@ def run(cfg) -> dict:
     task = get_task(cfg.data.name)
     trajs = None
     if cfg.train_file is not None:
-        trajs = read_offline_trajectories(cfg.train_file)
+        trajs = bound_prompts(read_offline_trajectories(cfg.train_file), load_tokenizer(cfg.model), cfg.data)
         check_data(trajs, cfg.algo.name, cfg.train_file)
     run_dir = prepare_run_dir(cfg, "train-rl")
     model_cfg, value_cfg, rounds = cfg.model, cfg.model, []

@@ -389,14 +389,15 @@ def _round(rec: dict) -> dict:
 
 
 def run(cfg) -> Path:
-    from reasoner.models import load_policy, save_model
+    from reasoner.models import load_policy, load_tokenizer, save_model
+    from reasoner.prompts import bound_problems
     from reasoner.rl.pool import ReplayPool
     from reasoner.rl.rewards import RewardModel
     from reasoner.rl.sinks import MetricSinks
     from reasoner.tasks import get_task
     from reasoner.utils import checkpoint as ckpt
     from reasoner.utils.guard import RefusedStep, require_finite_model, stop_error
-    from reasoner.utils.io import append_jsonl
+    from reasoner.utils.io import append_jsonl, keep_jsonl
     from reasoner.utils.run import prepare_run_dir, write_text_atomic
 
     validate(cfg)
@@ -404,12 +405,14 @@ def run(cfg) -> Path:
     problems = task.load_problems(cfg.data)
     if not problems:
         raise UserError(f"data '{cfg.data.name}': no training problems")
+    problems = bound_problems(problems, load_tokenizer(cfg.model), cfg.model, cfg.data)  # before the model loads
     reward_model = RewardModel(cfg.reward, task)
     pool = None
     if cfg.algo.name == "rlep":
         pool = ReplayPool.from_file(cfg.algo.pool_file) if cfg.algo.pool_file else ReplayPool()
     torch.manual_seed(cfg.seed)
     model, tokenizer = load_policy(cfg.model)
+    problems = bound_problems(problems, tokenizer, cfg.model, cfg.data, cfg.generation.max_new_tokens, model)
     run_dir = prepare_run_dir(cfg, "train-rl")
     trainer = Trainer(cfg, run_dir, model, tokenizer, problems, task, reward_model, pool)
 
@@ -420,6 +423,8 @@ def run(cfg) -> Path:
         log(f"resumed from {existing[-1]} (step {trainer.step_no}/{cfg.steps})")
     sinks = MetricSinks(run_dir, trainer.step_no, cfg.tensorboard, cfg.wandb)
     pool_path = run_dir / "pool.jsonl"
+    resumed_step = trainer.step_no  # steps after it are redone, and append their trajectories again
+    keep_jsonl(pool_path, lambda rec: isinstance(rec, dict) and (rec.get("meta") or {}).get("step", 0) <= resumed_step)
     log(f"train-rl {cfg.algo.name}: {len(problems)} problems, {cfg.steps} steps x {cfg.prompts_per_step} prompts x "
         f"{cfg.generation.n} samples, run_dir={run_dir}")
     started = time.time()

@@ -87,8 +87,8 @@ class Task:
 
 
 # DataConfig options every task reads: name (the task), split and limit (Task.load_problems),
-# answer_fallback (answer extraction).
-COMMON_OPTIONS = frozenset({"name", "split", "limit", "answer_fallback"})
+# answer_fallback (answer extraction), max_prompt_tokens / on_long_prompt (prompts.bound_problems).
+COMMON_OPTIONS = frozenset({"name", "split", "limit", "answer_fallback", "max_prompt_tokens", "on_long_prompt"})
 # The arith gym generates its problems from these knobs.
 GYM_OPTIONS = COMMON_OPTIONS | {"num_problems", "seed", "min_ops", "max_ops", "max_operand", "ops",
                                 "corrupt_fraction", "misconception_rate", "misconception_ops"}

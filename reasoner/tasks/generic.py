@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from reasoner.data import Problem, iter_rows
+from reasoner.data import Problem, Where, iter_rows
 from reasoner.errors import DataError, UserError
 
 
@@ -36,6 +36,8 @@ def prompt_text(row: dict, name: str, src: str, line: int) -> str:
 def answer_text(value: Any, src: str, line: int, name: str) -> str:
     """Gold answers are strings; numbers are converted (3.0 -> "3", 0.5 -> "0.5")."""
     if isinstance(value, str):
+        if not value.strip():
+            raise DataError(src, line, name, "is empty (a problem needs a gold answer)")
         return value.strip()
     if isinstance(value, bool) or value is None or not isinstance(value, (int, float)):
         raise DataError(src, line, name, f"expected a string or number, got {value!r}"[:200])
@@ -88,7 +90,7 @@ def load_problems(cfg) -> list[Problem]:
             raise DataError(src, line, "solution_steps", "expected a list of strings")
         meta = _scalar_meta(row, {prompt_f, answer_f, id_f, "solution_steps"})
         problems.append(Problem(id=pid, prompt=prompt, answer=answer, source=source,
-                                solution_steps=steps, meta=meta))
+                                solution_steps=steps, meta=meta, where=Where(src, line, prompt_f)))
         where.append((src, line))
     check_unique(problems, where, id_f)
     return problems

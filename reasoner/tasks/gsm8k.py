@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from reasoner.data import Problem, iter_rows
+from reasoner.data import Problem, Where, iter_rows
 from reasoner.errors import DataError
 from reasoner.tasks.generic import answer_text, check_unique, format_solution, id_text, prompt_text, row_field
 
@@ -66,7 +66,8 @@ def load_problems(cfg) -> list[Problem]:
         pid = (id_text(row_field(row, cfg.id_field, src, line), src, line, cfg.id_field)
                if cfg.id_field else f"gsm8k-{split}-{index}")
         problems.append(Problem(id=pid, prompt=prompt, answer=answer, source="gsm8k",
-                                solution_steps=steps, meta={"split": split, "index": index}))
+                                solution_steps=steps, meta={"split": split, "index": index},
+                                where=Where(src, line, prompt_f)))
         where.append((src, line))
     check_unique(problems, where, cfg.id_field or "id")
     return problems

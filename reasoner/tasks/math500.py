@@ -7,7 +7,7 @@ dataset has only a test split, so the hub is always asked for "test".
 
 from __future__ import annotations
 
-from reasoner.data import Problem, iter_rows
+from reasoner.data import Problem, Where, iter_rows
 from reasoner.errors import DataError
 from reasoner.tasks.generic import answer_text, check_unique, id_text, prompt_text, row_field
 
@@ -40,7 +40,8 @@ def load_problems(cfg) -> list[Problem]:
             raise DataError(src, line, "solution", f"expected a string, got {type(solution).__name__}")
         meta = {k: row[k] for k in ("subject", "level") if k in row}
         problems.append(Problem(id=pid, prompt=prompt, answer=answer, source="math500",
-                                solution_steps=solution_steps(solution) if solution else None, meta=meta))
+                                solution_steps=solution_steps(solution) if solution else None, meta=meta,
+                                where=Where(src, line, prompt_f)))
         where.append((src, line))
     check_unique(problems, where, id_f)
     return problems

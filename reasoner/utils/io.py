@@ -155,3 +155,21 @@ def read_jsonl_tolerant(path: str | os.PathLike) -> tuple[list[Any], int]:
                 continue
             raise DataError(str(path), i + 1, None, f"invalid JSON line ({exc.__class__.__name__})") from None
     return records, dropped
+
+
+def keep_jsonl(path: str | os.PathLike, keep) -> int:
+    """Rewrite a JSON-lines file atomically with only the records `keep(record)` accepts; returns
+    how many were dropped (a line torn by a crash is dropped too). A missing file is left alone.
+
+    Resumable outputs appended once per step (RLEP's pool.jsonl) use it on resume to drop what
+    the steps after the checkpoint wrote, since those steps run again and append it again.
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    records, torn = read_jsonl_tolerant(path)
+    kept = [r for r in records if keep(r)]
+    dropped = len(records) - len(kept) + torn
+    if dropped:
+        write_jsonl_atomic(path, kept)
+    return dropped

@@ -23,6 +23,46 @@ def test_decode_runs_and_resumes(tmp_path):
     assert len(ids) == len(set(ids)) == 6
 
 
+def test_summary_timing_covers_every_segment_of_a_resumed_run(tmp_path):
+    """wall_s / tokens_per_s add up all segments (each record holds its chunk's share), not the
+    last segment only: a resume that finds everything done used to report wall_s ~0."""
+    cfg = config.load("decode", TINY + [f"run_dir={tmp_path}", "data.num_problems=6", "generation.max_new_tokens=8",
+                                        "generation.batch_size=2"])
+    first = decode.run(cfg)
+    recs = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert all(r["wall_s"] > 0 for r in recs)
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs[:4]))
+    decode.run(cfg)                      # decodes the last chunk again
+    recs = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    again = decode.run(cfg)              # nothing left to decode: the summary is of all segments
+    wall = sum(r["wall_s"] for r in recs)
+    assert again["wall_s"] == pytest.approx(wall, abs=0.01) and again["wall_s"] > 0
+    assert again["tokens_per_s"] == pytest.approx(again["generated_tokens"] / wall, rel=0.01)
+    assert again["generated_tokens"] == first["generated_tokens"]
+
+
+def test_long_prompts_are_skipped_or_truncated_when_asked(tmp_path, cli):
+    data = tmp_path / "q.jsonl"
+    rows = [{"id": "a", "prompt": "1+2", "answer": "3"}, {"id": "b", "prompt": "9" * 400 + "+1", "answer": "1"},
+            {"id": "c", "prompt": "2+2", "answer": "4"}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = [*TINY, f"data={data}", "generation.max_new_tokens=4", "data.max_prompt_tokens=100"]
+    code, _, err = cli("decode", *base, f"run_dir={tmp_path / 'e'}")
+    assert code == 2 and err.strip() == (f"error: {data}:2: field 'prompt': prompt is 403 tokens, over "
+                                         "data.max_prompt_tokens=100 (set data.on_long_prompt=skip|truncate to go on)")
+    assert not (tmp_path / "e").exists()
+    code, out, err = cli("decode", *base, f"run_dir={tmp_path / 's'}", "data.on_long_prompt=skip")
+    assert code == 0 and "skipped 1 of 3 prompts" in err
+    assert [json.loads(x)["id"] for x in (tmp_path / "s" / "results.jsonl").read_text().splitlines()] == ["a", "c"]
+    code, out, err = cli("decode", *base, f"run_dir={tmp_path / 't'}", "data.on_long_prompt=truncate")
+    assert code == 0 and "truncated 1 of 3 prompts" in err
+    prompts = {json.loads(x)["id"]: json.loads(x)["prompt"] for x in (tmp_path / "t" / "results.jsonl").read_text().splitlines()}
+    assert len(prompts["b"]) <= 100 and prompts["b"].endswith("9+1\n")
+    # the tiny model has 512 positions: prompt + max_new_tokens must fit
+    code, _, err = cli("decode", *TINY, f"data={data}", f"run_dir={tmp_path / 'p'}", "generation.max_new_tokens=300")
+    assert code == 2 and "over the model's 512 positions" in err and f"{data}:2:" in err
+
+
 def test_sft_then_decode_gets_gym_problems_right(tmp_path):
     """A short SFT on an easy gym must already solve some held-out problems greedily."""
     easy = ["data.min_ops=1", "data.max_ops=1", "data.max_operand=20", "data.ops=+"]

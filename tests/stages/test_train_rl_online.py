@@ -213,3 +213,31 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
         assert ra.keys() == rb.keys()
         for k in ra:
             assert rb[k] == pytest.approx(ra[k], rel=1e-4, abs=1e-6), (ra["step"], k)
+
+
+def test_resume_from_an_earlier_checkpoint_writes_each_pool_record_once(tmp_path, monkeypatch):
+    """pool.jsonl gets each step's correct trajectories once across a crash and a resume from an
+    earlier checkpoint (the steps after it run again and used to append theirs a second time)."""
+    from reasoner.stages import train_rl_online as online
+
+    def correct_records(self, samples, rewards, fresh):   # one "verified" record per step
+        return [{"id": f"p/rl{self.step_no}", "problem_id": "p", "prompt": "q", "response": "Answer: 1",
+                 "steps": ["Answer: 1"], "pred_answer": "1", "reward": 1.0, "meta": {"step": self.step_no + 1}}]
+
+    real_step = online.Trainer.step
+
+    def crash_before_step_4(self):
+        if self.step_no == 3:
+            raise KeyboardInterrupt   # after step 3 appended its records, before the next checkpoint
+        return real_step(self)
+
+    monkeypatch.setattr(online.Trainer, "_correct_records", correct_records)
+    monkeypatch.setattr(online.Trainer, "step", crash_before_step_4)
+    args = ("steps=4", "save_every=2", "eval_every=0")
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, "pool", *args)
+    pool = tmp_path / "pool" / "pool.jsonl"
+    assert [json.loads(x)["meta"]["step"] for x in pool.read_text().splitlines()] == [1, 2, 3]
+    monkeypatch.setattr(online.Trainer, "step", real_step)
+    _run(tmp_path, "pool", *args)                       # resumes from step-2: steps 3 and 4 run again
+    assert [json.loads(x)["meta"]["step"] for x in pool.read_text().splitlines()] == [1, 2, 3, 4]
