@@ -43,6 +43,8 @@ class Size:
     offline_n: int
     oreo_rounds: int
     max_steps: int | None = None  # cap on PRM / offline steps (toy)
+    ops: tuple[int, int] = (2, 3)  # the gym's min_ops / max_ops (conf/data/arith.yaml); "longer" = the next two
+    sft_extra: tuple[str, ...] = ()
 
     @property
     def rl_seeds(self) -> tuple[int, ...]:
@@ -56,26 +58,32 @@ SIZES = {
     "quick": Size(seeds=(0,), eval_n=300, sample_n=200, samples=16, sft_steps=None, sft_problems=None,
                   prm_problems=300, prm_eval=100, budgets=(1, 4, 16), rl_steps=60, rl_eval_every=20, rl_prompts=16, rl_n=8,
                   offline_problems=500, offline_n=8, oreo_rounds=2),
-    "toy": Size(seeds=(0,), eval_n=6, sample_n=4, samples=4, sft_steps=8, sft_problems=64,
+    # one-operation problems and a high lr, so that ~300 SFT steps (a minute) solve some of them:
+    # every later stage needs a few correct samples to have something to work on
+    "toy": Size(seeds=(0,), eval_n=6, sample_n=4, samples=4, sft_steps=300, sft_problems=9600,
                 prm_problems=6, prm_eval=4, budgets=(1, 2), rl_steps=2, rl_eval_every=1, rl_prompts=2, rl_n=2,
-                offline_problems=8, offline_n=4, oreo_rounds=2, max_steps=2),
+                offline_problems=8, offline_n=4, oreo_rounds=2, max_steps=2, ops=(1, 1),
+                sft_extra=("optim.lr=3e-3", "optim.warmup_steps=20")),
 }
 
 
 def build(out: Path, size: Size, extra: list[str] | None = None) -> list[Job]:
     """Every job of the pipeline, in dependency order. `extra` overrides go to every command
     (e.g. model.device=cuda)."""
-    extra = list(extra or [])
+    data = [] if size.ops == (2, 3) else [f"data.min_ops={size.ops[0]}", f"data.max_ops={size.ops[1]}"]
+    extra = data + list(extra or [])
+    longer = [f"data.min_ops={size.ops[1] + 1}", f"data.max_ops={size.ops[1] + 2}"]
     jobs: list[Job] = []
 
     def add(name, command, args, after=(), done="summary.json"):
-        jobs.append(Job(name, command, [*args, *extra], out / name, list(after), done))
+        tail = [*extra, *longer] if name.endswith("-longer") else extra  # later overrides win
+        jobs.append(Job(name, command, [*args, *tail], out / name, list(after), done))
 
     toy = size.max_steps is not None
     gen_cap = ["generation.max_new_tokens=24"] if toy else []
     # ------------------------------------------------------------------ SFT, 3 seeds
     for s in size.seeds:
-        args = [f"seed={s}", f"model.seed={s}"]
+        args = [f"seed={s}", f"model.seed={s}", *size.sft_extra]
         if size.sft_steps:
             args.append(f"max_steps={size.sft_steps}")
         if size.sft_problems:
@@ -88,7 +96,7 @@ def build(out: Path, size: Size, extra: list[str] | None = None) -> list[Job]:
                                             f"generation.n={size.samples}", "generation.temperature=1.0",
                                             f"k=[1,{size.samples}]", *gen_cap], [f"sft-s{s}"])
         add(f"sft-s{s}-longer", "decode", [model, "data.split=test", f"data.num_problems={size.eval_n}",
-                                           "data.min_ops=4", "data.max_ops=5", "generation.max_new_tokens=128"],
+                                           "generation.max_new_tokens=128"],
             [f"sft-s{s}"])
     policy = f"{out}/sft-s0/final"
     start = ["sft-s0"]
