@@ -33,8 +33,10 @@ def run_recipe(name: str, size: str = "full", out: str | None = None, parallel: 
     if not report_only:
         out_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
-        run_jobs(jobs, parallel=parallel)
-        wall = _accumulate_wall(out_dir, time.time() - started)
+        try:
+            run_jobs(jobs, parallel=parallel)
+        finally:  # an interrupted invocation's time counts too
+            wall = _accumulate_wall(out_dir, time.time() - started)
     page = Path(report) if report else out_dir / "gym.md"
     flags = {"full": "", "quick": " --quick", "toy": " --toy"}[size]
     command = f"reasoner recipe gym{flags}" + (f" --out {out}" if out else "")

@@ -153,7 +153,9 @@ def build(out: Path, size: Size, extra: list[str] | None = None) -> list[Job]:
     for s in size.seeds:
         for algo in OFFLINE:
             add(f"off-{algo}-s{s}", "train-rl", [f"algo={algo}", *off, f"seed={s}", *off_cap], ["collect-offline"])
-    add("off-oreo-iterative", "train-rl", ["algo=oreo", *off, f"rounds={size.oreo_rounds}", "seed=0", *off_cap, *gen_cap],
+    add("off-oreo-iterative", "train-rl", ["algo=oreo", *off, f"rounds={size.oreo_rounds}", "seed=0", *off_cap,
+                                           f"data.num_problems={size.offline_problems}",  # each round's collection
+                                           f"generation.n={size.offline_n}", "generation.max_new_tokens=64", *gen_cap],
         ["collect-offline"])
 
     # ------------------------------------------------------------------ OREO value-guided beam search

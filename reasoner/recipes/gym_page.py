@@ -6,8 +6,8 @@ import statistics as st
 from pathlib import Path
 
 from reasoner.recipes.gym import LABELS, OFFLINE, ONLINE, SEARCH
-from reasoner.recipes.gym_report import (Runs, Stat, compare, first_reach, mean_curve, prm_f1,
-                                         step_error_rates, sweep_cells, _jsonl)
+from reasoner.recipes.gym_report import (Runs, Stat, _jsonl, compare, first_reach, mean_curve, offline_rounds,
+                                         prm_f1, step_error_rates, sweep_cells)
 
 ALGO_NAMES = {"grpo": "GRPO", "dapo": "DAPO", "dr_grpo": "Dr. GRPO", "rloo": "RLOO", "ppo": "PPO",
               "prime": "PRIME", "rlep": "RLEP", "rft": "RFT", "dpo": "DPO", "oreo": "OREO"}
@@ -60,7 +60,7 @@ class Page:
                             f"{_offline_data(r)} | {s.extra['wall_s']:.0f} | {len(s.values)} |")
         it = r.summary("off-oreo-iterative")
         if it:
-            for i, rd in enumerate(it.get("rounds") or []):
+            for i, rd in enumerate(offline_rounds(it)):
                 rows.append(f"| OREO iterative, round {i + 1} | {_pct(rd.get('eval_accuracy'))} | – | – | {rd.get('wall_s', 0):.0f} | 1 |")
         cells = sweep_cells(r)
         for method in SEARCH:
@@ -121,7 +121,7 @@ class Page:
             self.claim("DPO > SFT", "74.4 vs 73.5", f"{dpo.fmt()} vs {start.fmt()}: {100 * d:+.1f} (±{100 * n:.1f})",
                        d > 0 and s)
         it = r.summary("off-oreo-iterative")
-        rounds = (it or {}).get("rounds") or []
+        rounds = offline_rounds(it)
         if len(rounds) >= 2 and all(x.get("eval_accuracy") is not None for x in rounds):
             n = int(rounds[0].get("eval_problems", 0))
             first, last = Stat([rounds[0]["eval_accuracy"]], n), Stat([rounds[-1]["eval_accuracy"]], n)
@@ -327,8 +327,8 @@ def _mean_wall(values) -> str:
 
 def _offline_data(runs: Runs) -> str:
     summ = runs.summary("collect-offline") or {}
-    n = summ.get("trajectories") or summ.get("kept") or summ.get("samples")
-    return f"{n} trajectories" if n else "collected samples"
+    n = summ.get("records")
+    return f"{n} trajectories ({summ.get('records_correct', 0)} correct)" if n else "collected samples"
 
 
 def _pyplot():

@@ -127,7 +127,7 @@ class Runs:
         names = [name] if name else [f"off-{algo}-s{s}" for s in self.seeds]
         for nm in names:
             summ = self.summary(nm)
-            rounds = (summ or {}).get("rounds") or []
+            rounds = offline_rounds(summ)
             if rounds and len(rounds) > (round_index if round_index >= 0 else -round_index - 1):
                 r = rounds[round_index]
                 if r.get("eval_accuracy") is not None:
@@ -135,6 +135,13 @@ class Runs:
                     n = int(r.get("eval_problems", 0))
                     wall.append(sum(x.get("wall_s", 0.0) for x in rounds))
         return Stat(vals, n, {"wall_s": st.mean(wall) if wall else 0})
+
+
+def offline_rounds(summary: dict | None) -> list[dict]:
+    """The per-round summaries of an offline run (a one-round run's summary is its own round)."""
+    if not summary:
+        return []
+    return summary.get("rounds") or ([summary] if "eval_accuracy" in summary else [])
 
 
 def _eval_problems(run_dir: Path) -> int:
