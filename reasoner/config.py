@@ -78,6 +78,11 @@ class DataConfig:
     misconception_rate: float = 0.0
     misconception_ops: str = "+-"
     answer_fallback: Optional[bool] = None  # take the last number when no answer is marked (null: the task's default)
+    # data=reasoning_gym: a task name or a list of them, the task's own settings (free-form: the package
+    # owns their names; checked against the task's config class), and a list's mixing weights (null: equal)
+    task: Any = None
+    task_config: dict[str, Any] = field(default_factory=dict)
+    weights: Optional[list[float]] = None
 
 
 @dataclass
@@ -589,6 +594,7 @@ def check_data_options(data: DataConfig, user_keys: set[str]) -> None:
     for key in sorted(user_keys - task.data_options):
         hint = task.option_hints.get(key)
         raise UserError(f"config: data.{key} does not apply to data={task.name}" + (f" ({hint})" if hint else ""))
+    task.check_data(data)
 
 
 def check_search(search: SearchConfig, sweep_methods: list[str]) -> None:
