@@ -80,6 +80,11 @@ class DataConfig:
     answer_fallback: Optional[bool] = None  # take the last number when no answer is marked (null: the task's default)
     max_prompt_tokens: Optional[int] = 2048  # longest prompt (as sent, in tokens) a command takes; null: no limit but the model's
     on_long_prompt: str = "error"  # a longer prompt (or one that leaves no room for max_new_tokens): error | skip | truncate
+    # data=reasoning_gym: a task name or a list of them, the task's own settings (free-form: the package
+    # owns their names; checked against the task's config class), and a list's mixing weights (null: equal)
+    task: Any = None
+    task_config: dict[str, Any] = field(default_factory=dict)
+    weights: Optional[list[float]] = None
 
 
 @dataclass
@@ -591,6 +596,7 @@ def check_data_options(data: DataConfig, user_keys: set[str]) -> None:
     for key in sorted(user_keys - task.data_options):
         hint = task.option_hints.get(key)
         raise UserError(f"config: data.{key} does not apply to data={task.name}" + (f" ({hint})" if hint else ""))
+    task.check_data(data)
 
 
 def check_search(search: SearchConfig, sweep_methods: list[str]) -> None:

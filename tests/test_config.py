@@ -10,7 +10,7 @@ import pytest
 from reasoner import config
 from reasoner.errors import UserError
 
-REQUIRED = {"jsonl": ["data.path=x.jsonl"], "hf": ["model.name_or_path=some/dir"]}
+REQUIRED = {"jsonl": ["data.path=x.jsonl"], "reasoning_gym": ["data.task=basic_arithmetic"], "hf": ["model.name_or_path=some/dir"]}
 COMMAND_REQUIRED = {"convert": ["input=a.jsonl", "output=b.jsonl"]}
 
 

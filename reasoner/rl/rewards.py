@@ -20,8 +20,8 @@ PRM_MODES = ("final", "dense")
 
 @dataclass
 class Rewards:
-    outcome: list[float]  # the sequence reward each sample is trained on
-    correct: list[bool]  # the verifier's verdict
+    outcome: list[float]  # the sequence reward each sample is trained on (verifier: the task's score in [0, 1])
+    correct: list[bool]  # the verifier's verdict (score >= the task's pass_score)
     steps: list[list[str]]  # the task's steps of each response
     step_rewards: list[list[float]] | None = None  # dense PRM rewards, one per step
     answers: list[str | None] | None = None  # the answer the verifier graded (task.grade's pred)
@@ -130,10 +130,10 @@ class RewardModel:
         return self.cfg.kind == "prm" and self.cfg.prm_mode == "dense"
 
     def __call__(self, problems, prompts: list[str], responses: list[str], completion_ids: list[list[int]]) -> Rewards:
-        graded = [self.task.grade(r, p.answer, self.timeout) for p, r in zip(problems, responses)]
+        graded = [self.task.score(r, p, self.timeout) for p, r in zip(problems, responses)]
         correct = [g.correct for g in graded]
         steps = [self.task.split_steps(r) for r in responses]
-        outcome = [1.0 if c else 0.0 for c in correct]
+        outcome = [g.score for g in graded]  # 1.0 / 0.0, or the task's own partial credit (reasoning-gym)
         step_rewards = None
         if self.cfg.kind == "prm":
             from reasoner.scoring import aggregate

@@ -40,7 +40,7 @@ def problem_record(problem, prompt: str, completions, task, ks: list[int], timeo
 
     samples, correct, keys = [], [], []
     for c in completions:
-        pred, ok = task.grade(c.text, problem.answer, timeout)
+        pred, ok = task.grade(c.text, problem, timeout)
         samples.append({"response": c.text, "pred_answer": pred, "correct": ok,
                         "finish_reason": c.finish_reason, "num_tokens": len(c.token_ids)})
         correct.append(ok)
@@ -204,7 +204,7 @@ def greedy_accuracy(model, tokenizer, data_cfg, model_cfg, batch_size: int = 64,
         prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens))
     if was_training:
         model.train()
-    correct = [task.grade(o[0].text, p.answer).correct for p, o in zip(problems, outs)]
+    correct = [task.grade(o[0].text, p).correct for p, o in zip(problems, outs)]
     return sum(correct) / max(1, len(correct))
 
 
@@ -269,8 +269,8 @@ def _setup(cfg):
 
 
 def search_record(problem, prompt: str, result, grade, name: str, n: int) -> dict:
-    cands = [{**c, "correct": grade(c["answer"], problem.answer)} for c in result.candidates]
-    correct = grade(result.answer, problem.answer)
+    cands = [{**c, "correct": grade(c["answer"], problem)} for c in result.candidates]
+    correct = grade(result.answer, problem)
     return {"id": problem.id, "prompt": prompt, "gold_answer": problem.answer, "search": name, "n": n,
             "answer": result.answer, "correct": correct, "response": result.response,
             "oracle": correct or any(c["correct"] for c in cands), "generations": result.generations,

@@ -73,7 +73,7 @@ def sample_examples(cfg, task, out_path: Path):
                 for j, c in enumerate(outs):
                     steps = task.split_steps(c.text)
                     truth = task.check_steps(p, steps)
-                    pred, ok = task.grade(c.text, p.answer)
+                    pred, ok = task.grade(c.text, p)
                     trajs.append(Trajectory(id=f"{p.id}/{j}", problem_id=p.id, prompt=prompt, response=c.text, steps=steps,
                                             pred_answer=pred, reward=1.0 if ok else 0.0,
                                             step_labels=[1.0 if v else 0.0 for v in truth],

@@ -85,6 +85,10 @@ def run(cfg) -> Path:
 
     if cfg.batch_size < 1 or cfg.grad_accum < 1:
         raise UserError("config: batch_size and grad_accum must be >= 1")
+    if not cfg.train_file:
+        from reasoner.tasks import get_task
+
+        get_task(cfg.data.name).require_gold_solutions()  # before any model loads
     early_tokenizer = load_tokenizer(cfg.model)  # the data (and its prompt lengths) is checked before the model loads
     examples = (trajectory_examples(cfg.train_file, cfg.correct_only, early_tokenizer, cfg.data) if cfg.train_file
                 else gold_examples(cfg, early_tokenizer))
