@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from reasoner.generation.kv_args import cache_argument, cache_kwargs, returned_cache
+
 
 @dataclass
 class RolloutBatch:
@@ -119,7 +121,7 @@ def _shared_prompts(model, batch: RolloutBatch):
 def _can_share_prefix(model) -> bool:
     """The model must take a KV cache and keep it: HF drops the cache of activation-checkpointed
     layers whenever they are in training mode (no_grad passes included)."""
-    if not (_accepts(model, "past_key_values") and _accepts(model, "logits_to_keep")):
+    if not (cache_argument(model) and _accepts(model, "logits_to_keep")):
         return False
     return not (model.training and any(getattr(m, "gradient_checkpointing", False) for m in model.modules()))
 
@@ -137,14 +139,14 @@ def _prefix_shared_logits(model, batch: RolloutBatch, first: torch.Tensor, inver
     if any(type(layer) is not DynamicLayer for layer in getattr(cache, "layers", [None])):
         return _full_logits(model, batch)  # sliding / hybrid layers: keep the plain pass
     out = model(input_ids=batch.input_ids[first, :P], attention_mask=batch.attention_mask[first, :P],
-                position_ids=batch.position_ids[first, :P], past_key_values=cache, use_cache=True, logits_to_keep=1)
-    cache = out.past_key_values
+                position_ids=batch.position_ids[first, :P], **cache_kwargs(model, cache), logits_to_keep=1)
+    cache = returned_cache(out, cache)
     cache.batch_select_indices(inverse)
     head = out.logits[:, -1:][inverse]  # the last prompt column predicts the first response token
     if T == 1:
         return head
     out = model(input_ids=batch.input_ids[:, P:P + T - 1], attention_mask=batch.attention_mask[:, :P + T - 1],
-                position_ids=batch.position_ids[:, P:P + T - 1], past_key_values=cache, use_cache=True)
+                position_ids=batch.position_ids[:, P:P + T - 1], **cache_kwargs(model, cache))
     return torch.cat([head, out.logits], dim=1)
 
 
