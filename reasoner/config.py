@@ -164,6 +164,8 @@ class TrainSFTConfig:
     eval_every: int = 0
     eval_problems: int = 100
     resume: bool = True
+    tensorboard: bool = False  # also log metrics to run_dir/tensorboard
+    wandb: bool = False  # also log metrics to Weights & Biases
 
 
 @dataclass
@@ -237,6 +239,8 @@ class TrainPRMConfig:
     log_every: int = 10
     save_every: int = 200
     resume: bool = True
+    tensorboard: bool = False
+    wandb: bool = False
 
 
 @dataclass
@@ -268,45 +272,19 @@ class ConvertConfig:
 
 @dataclass
 class AlgoConfig:
-    """RL algorithm and its knobs (ALGORITHMS.md §5-6); algo=grpo|rloo|ppo|prime|rlep|oreo|rft|dpo."""
+    """What every RL algorithm's config has. Each algorithm (reasoner/algos/online, algos/offline,
+    registered in algos/registry.py) has its own dataclass extending this one; config.load picks
+    it by algo.name, so a key the chosen algorithm does not take is an error (algo=grpo|dapo|
+    dr_grpo|rloo|ppo|prime|rlep|oreo|rft|dpo: conf/algo/*.yaml)."""
 
     name: str = "grpo"
-    # clipped surrogate (GRPO family, RLOO, PPO, PRIME, RLEP)
-    eps_low: float = 0.2
-    eps_high: float = 0.2
-    dual_clip: Optional[float] = None
-    loss_aggregation: str = "token-mean"  # token-mean | seq-mean-token-mean | constant
-    importance_level: str = "token"  # token | sequence (TRL's RLOO)
-    scale_rewards: str = "group"  # group | batch | none
-    normalize_advantages: bool = False  # RLOO: whiten advantages over the batch
-    beta: float = 0.0  # KL coefficient (no reference model is loaded when 0)
-    kl_estimator: str = "k3"  # k3 | full (full vocabulary) | reward (RLOO-style penalty in the reward)
-    num_iterations: int = 1  # optimisation passes over each rollout batch
-    mask_truncated: bool = False  # drop completions that hit max_new_tokens from the loss
-    dynamic_sampling: bool = False  # DAPO: drop groups whose rewards are all equal, sample more prompts
-    max_sampling_rounds: int = 3  # dynamic sampling: generation rounds per step at most
-    # PPO
-    gamma: float = 1.0
-    lam: float = 0.95
-    value_clip: Optional[float] = 0.2
-    ppo_epochs: int = 1
-    minibatch_size: Optional[int] = None
-    critic_lr: float = 1e-4
-    # PRIME
-    prm_beta: float = 0.05
-    prm_lr: float = 1e-6
-    accuracy_filter: list[float] = field(default_factory=lambda: [0.2, 0.8])
-    # RLEP
-    pool_file: Optional[str] = None  # verified-correct trajectories (a collect output or an earlier run)
-    replay: int = 2  # M pooled answers appended to each group
-    pool_grow: bool = False  # RLEP: also add this run's verified-correct rollouts to the pool
-    # OREO (offline)
-    level: str = "token"  # token | step | response
-    oreo_beta: float = 0.03
-    kl_coef: float = 0.01  # alpha
-    value_lr: float = 5e-6
-    # DPO
-    dpo_beta: float = 0.1
+
+
+def default_algo_config() -> AlgoConfig:
+    """GRPO's config (train-rl's default algorithm), from the registry."""
+    from reasoner.algos.registry import get_algorithm
+
+    return get_algorithm("grpo").Config()
 
 
 @dataclass
@@ -324,7 +302,7 @@ class TrainRLConfig:
     run_dir: str = "runs/rl"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    algo: AlgoConfig = field(default_factory=default_algo_config)  # the chosen algorithm's own dataclass
     reward: RewardConfig = field(default_factory=RewardConfig)
     generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(n=8, temperature=1.0, max_new_tokens=128))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, warmup_steps=0, schedule="constant"))
@@ -520,9 +498,20 @@ def _merge(base, other, where: Callable[[str], str]):
         if not path or not dataclasses.is_dataclass(owner):
             raise UserError(f"config: {_full_key_message(exc)}") from None
         siblings = [f.name for f in dataclasses.fields(owner)]
-        raise unknown_key(path, siblings, _paths(base), where(path)) from None
+        hint = _algo_hint(path, owner)  # for an algo key: same-level guesses only, else which algorithms take it
+        raise unknown_key(path, siblings, () if hint else _paths(base), where(path), hint) from None
     except OmegaConfBaseException as exc:
         raise UserError(f"config: {_full_key_message(exc)}") from None
+
+
+def _algo_hint(path: str, owner) -> str:
+    """For an algo.* key the chosen algorithm does not take: which algorithms do."""
+    if not (path.startswith("algo.") and path.count(".") == 1 and issubclass(owner, AlgoConfig)):
+        return ""
+    from reasoner.algos.registry import algorithms_with_option
+
+    name, takers = owner().name, algorithms_with_option(path.split(".", 1)[1])
+    return f"algo={name} does not take it" + (f"; {', '.join(takers)} do" if takers else "")
 
 
 def _user_paths(user) -> set[str]:
@@ -539,21 +528,47 @@ def _user_paths(user) -> set[str]:
     return out
 
 
+def _algo_name_as_choice(command: str, groups: list[str], values: list[str]) -> list[str]:
+    """`algo.name=rloo` without `algo=`: start from conf/algo/rloo.yaml, as `algo=rloo` does
+    (the default group's yaml holds keys another algorithm does not take)."""
+    if any(g.split("=", 1)[0] == "algo" for g in groups) or "algo" not in _command_groups(command):
+        return groups
+    names = [v.split("=", 1)[1] for v in values if v.split("=", 1)[0] == "algo.name"]
+    if names and names[-1] in group_options("algo"):
+        return [*groups, f"algo={names[-1]}"]
+    return groups
+
+
+def _schema(command: str, raw, user):
+    """The structured schema of `command`; for train-rl with the chosen algorithm's own config
+    dataclass as its `algo` (algo.name as the user set it, else as the algo group's yaml says)."""
+    from omegaconf import OmegaConf
+
+    schema = SCHEMAS[command]
+    if "algo" not in {f.name for f in dataclasses.fields(schema)}:
+        return OmegaConf.structured(schema)
+    from reasoner.algos.registry import get_algorithm
+
+    name = OmegaConf.select(user, "algo.name", default=None) or OmegaConf.select(raw, "algo.name", default="grpo")
+    return OmegaConf.structured(schema(algo=get_algorithm(str(name)).Config()))
+
+
 def load(command: str, overrides: list[str]):
     """Compose and validate the config of a subcommand: returns its typed dataclass."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    schema = SCHEMAS[command]
     groups, values = split_overrides(overrides)
+    groups = _algo_name_as_choice(command, groups, values)
     choices = _check_group_choices(command, groups)
     raw = compose(command, groups)
     user = _parse_value_overrides(values)
+    schema = _schema(command, raw, user)
     # Hydra marks its result struct, and the flag would lock the free-form dicts too (search.params,
     # generation.vllm); cleared, the dataclass schema is what rejects unknown keys (False would
     # switch that off as well).
     OmegaConf.set_struct(raw, None)
-    merged = _merge(OmegaConf.structured(schema), raw, lambda path: f" in {_yaml_source(command, choices, path)}")
+    merged = _merge(schema, raw, lambda path: f" in {_yaml_source(command, choices, path)}")
     merged = _merge(merged, user, lambda path: "")
     try:
         # a yaml's ??? merged into the schema keeps the schema's default, so look for it before the schema

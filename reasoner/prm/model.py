@@ -102,9 +102,9 @@ def read_spec(path: str | Path) -> PRMSpec | None:
 
 
 def write_spec(spec: PRMSpec, out_dir: str | Path) -> None:
-    from reasoner.utils.run import write_text_atomic
+    from reasoner.utils.io import write_json_atomic
 
-    write_text_atomic(Path(out_dir) / PRM_FILE, json.dumps(asdict(spec), indent=2, ensure_ascii=False) + "\n")
+    write_json_atomic(Path(out_dir) / PRM_FILE, asdict(spec))
 
 
 def token_id(tokenizer, text: str, what: str) -> int:

@@ -191,3 +191,20 @@ def step_end_tokens(tokenizer, token_ids: list[int], text: str, steps: list[str]
         idx = next((i for i, c in enumerate(cum) if c >= e), len(token_ids) - 1)
         out.append(max(0, min(idx, len(token_ids) - 1)))
     return out
+
+
+def dense_rewards(tokenizer, samples, rewards: Rewards, T: int, device) -> tuple:
+    """Per-step PRM rewards placed on each step's last token: (rewards [B, T], step-end mask [B, T])."""
+    import torch
+
+    r = torch.zeros(len(samples), T, device=device)
+    m = torch.zeros(len(samples), T, device=device)
+    for i, s in enumerate(samples):
+        ids = s.completion_ids[:T]
+        if not ids:
+            continue
+        ends = step_end_tokens(tokenizer, ids, s.text, rewards.steps[i])
+        for e, v in zip(ends, rewards.step_rewards[i]):
+            r[i, min(e, T - 1)] += v
+            m[i, min(e, T - 1)] = 1.0
+    return r, m

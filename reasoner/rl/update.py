@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from reasoner.algos import aggregate, clipped_surrogate, clipped_value_loss, full_vocab_kl, sequence_clipped_surrogate
+from reasoner.algos import POLICY_LOSSES, aggregate, clipped_value_loss, full_vocab_kl
 from reasoner.rl.batch import RolloutBatch, reference_outputs, response_values, token_logprobs
 from reasoner.utils.guard import RefusedStep, StepGuard, check_loss, guarded_step
 
@@ -118,13 +118,10 @@ def policy_update(model, optimizer, scheduler, batch: RolloutBatch, advantages: 
                     for j, r in enumerate(rows.tolist()):
                         stored[r] = stored_old[j]
                 adv = advantages[rows]
-                if plan.importance_level == "sequence":
-                    loss, met = sequence_clipped_surrogate(logp, old, adv, m, plan.eps_low, plan.eps_high)
-                else:
-                    loss, met = clipped_surrogate(
-                        logp, old, adv, m, plan.eps_low, plan.eps_high, plan.dual_clip,
-                        ref_logp=ref_logp[rows] if use_k3 else None, beta=plan.beta if use_k3 else 0.0,
-                        aggregation=plan.aggregation, max_len=plan.max_len)
+                loss, met = POLICY_LOSSES[plan.importance_level](
+                    logp, old, adv, m, plan.eps_low, plan.eps_high, plan.dual_clip,
+                    ref_logp=ref_logp[rows] if use_k3 else None, beta=plan.beta if use_k3 else 0.0,
+                    aggregation=plan.aggregation, max_len=plan.max_len)
                 if use_full:
                     ref_logits = reference_outputs(reference, sub, keep_logits=True, temperature=plan.temperature)[1]
                     kl = full_vocab_kl(logits, ref_logits)
