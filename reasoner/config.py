@@ -291,9 +291,13 @@ def default_algo_config() -> AlgoConfig:
 class RewardConfig:
     """Where rewards come from: the verifier (default), a PRM, or a custom function."""
 
-    kind: str = "verifier"  # verifier | prm | custom
+    kind: str = "verifier"  # verifier | prm | custom (custom: reward.functions, or the one reward.function)
     prm_mode: str = "final"  # final (aggregate as the outcome) | dense (per-step rewards)
-    function: Optional[str] = None  # custom: "package.module:function" with TRL's f(prompts, completions, **cols)
+    # TRL-style reward functions "package.module:function" (or "file.py:function"), f(prompts, completions,
+    # **columns) -> list[float]; the reward is their weighted sum; "reasoner.rl.rewards:verifier" is the answer check
+    functions: list[str] = field(default_factory=list)
+    weights: Optional[list[float]] = None  # one per function (null: 1.0 each)
+    function: Optional[str] = None  # reward.kind=custom with one function (the same as reward.functions=[...])
     scorer: ScorerConfig = field(default_factory=lambda: ScorerConfig())
 
 

@@ -169,6 +169,8 @@ class OnlineRecipe(RecipeBase):
             "response_len": _mean([len(samples[i].completion_ids) for i in fresh]),
             "truncated": _mean([float(samples[i].truncated) for i in fresh]),
         }
+        for name in (rewards.parts[0] if rewards.parts else ()):
+            metrics[f"reward/{name}"] = _mean([rewards.parts[i][name] for i in fresh])
         return metrics
 
     def sample_rounds(self, step: int) -> tuple[list, list[tuple[int, int]], torch.Generator]:
