@@ -515,7 +515,8 @@ def _algo_hint(path: str, owner) -> str:
     from reasoner.algos.registry import algorithms_with_option
 
     name, takers = owner().name, algorithms_with_option(path.split(".", 1)[1])
-    return f"algo={name} does not take it" + (f"; {', '.join(takers)} do" if takers else "")
+    verb = "does" if len(takers) == 1 else "do"
+    return f"algo={name} does not take it" + (f"; {', '.join(takers)} {verb}" if takers else "")
 
 
 def _user_paths(user) -> set[str]:
