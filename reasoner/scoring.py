@@ -311,7 +311,7 @@ class ImplicitScorer(_SpanScorer):
     @torch.inference_mode()
     def step_rewards(self, prompts: list[str], steps: list[list[str]]) -> list[list[float]]:
         """beta * sum over each step's tokens of (log pi - log pi_ref), unsquashed."""
-        from reasoner.prm.model import reference_logprobs, token_logprobs
+        from reasoner.prm.model import position_logprobs, reference_logprobs
 
         seqs, spans = self._encode(prompts, steps, _context_limit(self.model))
 
@@ -321,7 +321,7 @@ class ImplicitScorer(_SpanScorer):
                 return [[0.0] * len(spans[i]) for i in idx]
             rows, cols = _flat_index(groups)
             rows, cols = rows.to(ids.device), cols.to(ids.device)
-            ratio = token_logprobs(self.model, ids, mask, rows, cols) - reference_logprobs(self.reference, ids, mask, rows, cols)
+            ratio = position_logprobs(self.model, ids, mask, rows, cols) - reference_logprobs(self.reference, ids, mask, rows, cols)
             per_token = _split((self.spec.beta * ratio).cpu().tolist(), groups)
             out = []
             for i, toks in zip(idx, per_token):

@@ -105,12 +105,17 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
 
 
+def _rel(x, y) -> float:
+    return abs(x - y) / max(abs(x), abs(y), 1e-12)
+
+
 def compare_dirs(a: Path, b: Path) -> list[str]:
-    """Differences between two run dirs (an empty list: identical)."""
+    """Differences between two run dirs (an empty list: identical); the last entry, when there
+    are differences in numbers, is the largest relative one over metrics and weights."""
     import torch
     from safetensors.torch import load_file
 
-    out = []
+    out, worst = [], 0.0
     for rel in sorted({p.relative_to(a) for p in a.rglob("metrics.jsonl")}):
         ra, rb = _jsonl(a / rel), _jsonl(b / rel)
         if [r["step"] for r in ra] != [r["step"] for r in rb]:
@@ -124,6 +129,8 @@ def compare_dirs(a: Path, b: Path) -> list[str]:
             for k in sorted((set(x) & set(y)) - TIMING):
                 if x[k] != y[k]:
                     out.append(f"{rel} step {x['step']}: {k} {x[k]!r} != {y[k]!r}")
+                    if isinstance(x[k], (int, float)) and isinstance(y[k], (int, float)):
+                        worst = max(worst, _rel(x[k], y[k]))
     for rel in sorted({p.relative_to(a) for p in a.rglob("summary.json")}):
         sa, sb = json.loads((a / rel).read_text()), json.loads((b / rel).read_text())
         for k in sorted((set(sa) & set(sb)) - TIMING):
@@ -139,6 +146,12 @@ def compare_dirs(a: Path, b: Path) -> list[str]:
         bad = [k for k in wa if k not in wb or not torch.equal(wa[k], wb[k])]
         if bad or set(wa) != set(wb):
             out.append(f"{rel}: {len(bad)} of {len(wa)} tensors differ (first: {bad[:1]})")
+            for k in bad:
+                if k in wb:
+                    d = (wa[k].double() - wb[k].double()).norm() / wa[k].double().norm().clamp(min=1e-12)
+                    worst = max(worst, float(d))
+    if worst:
+        out.append(f"largest relative difference: {worst:.2e} (a metric's, or a weight tensor's norm of the difference)")
     return out
 
 
@@ -168,7 +181,7 @@ def main() -> None:
         numbers = [d for d in diffs if "not a difference in numbers" not in d]
         failed += bool(numbers)
         print(f"{name:14s} {'identical' if not numbers else 'DIFFERENT'}  ({secs:.0f} s)", flush=True)
-        for d in diffs[:12]:
+        for d in diffs[:6] + diffs[-1:] if len(diffs) > 6 else diffs:
             print(f"    {d}", flush=True)
     sys.exit(1 if failed else 0)
 

@@ -68,7 +68,7 @@ def load_models(cfg, spec):
 def batch_loss(model, reference, spec, items: list[Item], pad: int, device, ids_pos_neg) -> tuple[torch.Tensor, dict]:
     """Mean loss of one micro-batch (per labelled step, or per sequence for implicit) + metrics."""
     from reasoner.prm.losses import discriminative_loss, implicit_loss
-    from reasoner.prm.model import reference_logprobs, tag_logits, token_logprobs
+    from reasoner.prm.model import position_logprobs, reference_logprobs, tag_logits
     from reasoner.utils.train import pad_batch
 
     ids, mask = pad_batch([it.input_ids for it in items], pad)
@@ -82,7 +82,7 @@ def batch_loss(model, reference, spec, items: list[Item], pad: int, device, ids_
     logp = torch.zeros(ids.shape, dtype=torch.float32, device=device)
     ref = torch.zeros_like(logp)
     resp = torch.zeros_like(logp)
-    logp = logp.index_put((rows, cols), token_logprobs(model, ids, mask, rows, cols))
+    logp = logp.index_put((rows, cols), position_logprobs(model, ids, mask, rows, cols))
     ref[rows, cols] = reference_logprobs(reference, ids, mask, rows, cols).float()
     resp[rows, cols] = 1.0
     outcome = torch.tensor([it.targets[0] for it in items], dtype=torch.float32, device=device)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from reasoner.algos import POLICY_LOSSES, aggregate, clipped_value_loss, full_vocab_kl
-from reasoner.rl.batch import RolloutBatch, reference_outputs, response_values, token_logprobs
+from reasoner.rl.batch import RolloutBatch, reference_outputs, response_logprobs, response_values
 from reasoner.utils.guard import RefusedStep, StepGuard, check_loss, guarded_step
 
 NonFiniteLoss = RefusedStep  # the name the RL stage and tests catch: a loss, gradient or update the guard refused
@@ -55,7 +55,7 @@ def _weight(plan: UpdatePlan, mask: torch.Tensor, rows: torch.Tensor, mb_rows: t
 @torch.no_grad()
 def no_grad_logprobs(model, batch: RolloutBatch, micro: int, temperature: float = 1.0) -> torch.Tensor:
     """Per-token log-probs of the whole batch under `model` at `temperature` (eval-free: same mode as training)."""
-    parts = [token_logprobs(model, batch.rows(slice(i, i + micro)), temperature=temperature)[0]
+    parts = [response_logprobs(model, batch.rows(slice(i, i + micro)), temperature=temperature)[0]
              for i in range(0, batch.input_ids.size(0), micro)]
     return torch.cat(parts)
 
@@ -109,7 +109,7 @@ def policy_update(model, optimizer, scheduler, batch: RolloutBatch, advantages: 
                 rows = mb[i:i + plan.micro_batch]
                 sub = batch.rows(rows.to(device))
                 m = mask[rows]
-                logp, ent, logits = token_logprobs(model, sub, with_entropy=epoch == 0, keep_logits=use_full,
+                logp, ent, logits = response_logprobs(model, sub, with_entropy=epoch == 0, keep_logits=use_full,
                                                    temperature=plan.temperature)
                 if old_logp is not None:
                     old = old_logp[rows]

@@ -68,7 +68,7 @@ def tokenize_example(tokenizer, ex: Example, max_length: int) -> tuple[list[int]
 
 def response_loss(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, int]:
     """Summed next-token cross-entropy over response tokens (labels != -100), and how many there were."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, :-1]
     target = labels[:, 1:]
     loss = torch.nn.functional.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(), target.reshape(-1), ignore_index=-100, reduction="sum"

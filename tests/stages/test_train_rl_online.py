@@ -136,14 +136,14 @@ def test_online_update_takes_every_logprob_at_the_sampling_temperature(tmp_path,
     from reasoner.rl import batch, update
 
     seen = []
-    real = batch.token_logprobs
+    real = batch.response_logprobs
 
     def spy(*args, temperature=1.0, **kwargs):
         seen.append(temperature)
         return real(*args, temperature=temperature, **kwargs)
 
-    monkeypatch.setattr(batch, "token_logprobs", spy)   # reference passes
-    monkeypatch.setattr(update, "token_logprobs", spy)  # policy and old passes
+    monkeypatch.setattr(batch, "response_logprobs", spy)   # reference passes
+    monkeypatch.setattr(update, "response_logprobs", spy)  # policy and old passes
     recs = _run(tmp_path, kl, "algo=grpo", "steps=1", "generation.temperature=0.7", "algo.beta=0.05",
                 f"algo.kl_estimator={kl}", "algo.minibatch_size=4", "eval_every=0")
     assert "kl" in recs[0] and len(seen) >= 3 and set(seen) == {0.7}

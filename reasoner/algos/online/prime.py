@@ -89,7 +89,7 @@ class PRIME(OnlineAlgorithm):
         r_t = beta * (log pi_phi - log pi_ref) for the policy's advantages. The PRM scores the
         rollouts as fixed data (like DPO), so its log-probs stay at temperature 1."""
         from reasoner.prm.losses import implicit_loss
-        from reasoner.rl.batch import token_logprobs
+        from reasoner.rl.batch import response_logprobs
         from reasoner.rl.update import no_grad_logprobs, no_grad_reference
         from reasoner.utils.guard import check_loss
 
@@ -100,7 +100,7 @@ class PRIME(OnlineAlgorithm):
         loss_sum, acc_sum = 0.0, 0.0
         for i in range(0, B, micro):
             sl = slice(i, i + micro)
-            logp = token_logprobs(self.prm, batch.rows(sl))[0]
+            logp = response_logprobs(self.prm, batch.rows(sl))[0]
             loss, met = implicit_loss(logp, ref[sl], mask[sl], outcome[sl], beta)
             check_loss("implicit PRM loss", loss)
             n = logp.size(0)
