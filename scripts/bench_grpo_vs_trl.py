@@ -36,22 +36,25 @@ def build_cfg(args):
 def bench_ours(args) -> dict:
     from reasoner.generation.hf import HFGenerator
     from reasoner.models import load_policy
-    from reasoner.rl.rewards import RewardModel
-    from reasoner.stages.train_rl_online import Trainer
-    from reasoner.tasks import get_task
     from pathlib import Path
+
+    from reasoner.algos.registry import get_algorithm
+    from reasoner.rl.recipe import OnlineRecipe
+    from reasoner.rl.rewards import RewardModel
+    from reasoner.tasks import get_task
 
     cfg = build_cfg(args)
     torch.manual_seed(0)
     model, tok = load_policy(cfg.model)
     task = get_task("arith")
-    trainer = Trainer(cfg, Path(cfg.run_dir), model, tok, task.load_problems(cfg.data), task,
-                      RewardModel(cfg.reward, task), None)
+    trainer = OnlineRecipe(cfg, get_algorithm("grpo")(cfg), model, tok, task.load_problems(cfg.data), task,
+                           RewardModel(cfg.reward, task))
+    trainer.setup(Path(cfg.run_dir))
     trainer.generator = HFGenerator(model, tok, batch_size=args.prompts * args.group, ignore_eos=True)
     times, cpu, tokens = [], [], []
     for i in range(args.steps + 1):
         t0, c0 = time.perf_counter(), time.process_time()
-        m, _ = trainer.step()
+        m = trainer.train_step(i).metrics
         if i:
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from reasoner.algos.logprobs import entropy_from_logits, token_logprobs
 from reasoner.generation.kv_args import cache_argument, cache_kwargs, returned_cache
 
 
@@ -150,23 +151,12 @@ def _prefix_shared_logits(model, batch: RolloutBatch, first: torch.Tensor, inver
     return torch.cat([head, out.logits], dim=1)
 
 
-def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[target] without materialising the whole log-softmax: logit - logsumexp."""
-    logits = logits.float()
-    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-
-
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    return -(logp.exp() * logp).sum(-1)
-
-
-def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, keep_logits: bool = False,
+def response_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, keep_logits: bool = False,
                    temperature: float = 1.0):
     """(logp [B, T], entropy [B, T] or None, logits / temperature or None) of the response tokens
     in one forward, all under the distribution sampled at `temperature`."""
     logits = response_logits(model, batch, temperature)
-    logp = gather_logprobs(logits, batch.response_ids)
+    logp = token_logprobs(logits, batch.response_ids)
     ent = None
     if with_entropy:
         with torch.no_grad():
@@ -183,7 +173,7 @@ def reference_outputs(reference, batch: RolloutBatch, keep_logits: bool = False,
     model.eval()
     try:
         with torch.no_grad(), ctx:
-            logp, _, logits = token_logprobs(model, batch, keep_logits=keep_logits, temperature=temperature)
+            logp, _, logits = response_logprobs(model, batch, keep_logits=keep_logits, temperature=temperature)
     finally:
         model.train(was_training)
     return logp, logits

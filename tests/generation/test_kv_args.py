@@ -109,9 +109,9 @@ def test_our_cache_call_sites_raise_no_deprecation_warning(no_deprecated_cache_n
     an error."""
     from reasoner.generation.base import SamplingParams
     from reasoner.generation.hf import HFGenerator
-    from reasoner.models import load_policy, load_reference, load_value_model
+    from reasoner.models import load_policy
     from reasoner.offline.data import Sequence
-    from reasoner.offline.trainers import OREOTrainer
+    from reasoner.algos.offline.oreo import OREO
     from reasoner.prm.path_cache import forward_cached, takes_plain_cache
     from reasoner.rl.batch import _shared_prompts, build_batch, response_logits
 
@@ -134,9 +134,9 @@ def test_our_cache_call_sites_raise_no_deprecation_warning(no_deprecated_cache_n
 
     ids = tok("1 + 2 = 3\nAnswer: 3", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     seqs = [Sequence("p", prompt, ids, [0] * 9 + [1] * (len(ids) - 9), r) for r in (1.0, 0.0)]
-    reference, value = load_reference(cfg.model, policy), load_value_model(cfg.model, policy)
-    trainer = OREOTrainer(policy, value, reference, seqs, tok.pad_token_id, cfg, total_steps=1)
-    assert torch.isfinite(torch.tensor(trainer.update(seqs)["loss"]))
+    oreo = OREO(cfg)
+    oreo.setup(policy, cfg.model, cfg.model, tok.pad_token_id, total_steps=1)
+    assert torch.isfinite(torch.tensor(oreo.update(seqs)["loss"]))
 
     policy.eval()
     assert takes_plain_cache(policy)

@@ -7,7 +7,9 @@ import torch
 
 from reasoner import config
 from reasoner.models import load_policy, load_value_model
-from reasoner.rl.batch import build_batch, gather_logprobs, response_values, token_logprobs
+from reasoner.algos import token_logprobs as gather_logprobs
+from reasoner.rl.batch import build_batch, response_values
+from reasoner.rl.batch import response_logprobs as token_logprobs
 from tests.conftest import TINY
 
 
