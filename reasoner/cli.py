@@ -1,4 +1,5 @@
-"""The `reasoner` command line: options and key=value overrides -> typed config -> stage.
+"""The `reasoner` command line: options and key=value overrides -> typed config -> stage
+(through reasoner.api, so the CLI and `reasoner.run(...)` load and run every command alike).
 
 Heavy libraries (torch, transformers) are imported inside the commands so `--help` is instant.
 """
@@ -6,11 +7,11 @@ Heavy libraries (torch, transformers) are imported inside the commands so `--hel
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import typer
 
+from reasoner.api import normalize_overrides  # noqa: F401  (the CLI's override rules live in the API)
 from reasoner.errors import UserError
 
 app = typer.Typer(
@@ -23,60 +24,17 @@ app = typer.Typer(
 OVERRIDES = typer.Argument(None, help="Config overrides, e.g. model=smollm2-135m data.limit=20 optim.lr=3e-4")
 DRY_RUN = typer.Option(False, "--dry-run", help="Print the resolved config and exit.")
 
-DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
 
-# Short names for the generation knobs users reach for most (`reasoner collect n=16 max_tokens=256`).
-ALIASES = {
-    "n": "generation.n",
-    "temperature": "generation.temperature",
-    "top_p": "generation.top_p",
-    "max_tokens": "generation.max_new_tokens",
-    "backend": "generation.backend",
-}
-
-
-def normalize_overrides(overrides: list[str]) -> list[str]:
-    """Let users write `model=PATH`, `data=FILE.jsonl` and `task=arith` as they would expect.
-
-    Hydra reads `model=X` as a config-group choice; a path that is not a group option becomes
-    `model.name_or_path=X` (and `data=FILE` becomes the generic jsonl task reading FILE).
-    """
-    from reasoner.config import group_options
-
-    out: list[str] = []
-    for item in overrides:
-        key, eq, value = item.partition("=")
-        if key == "task" or key.startswith("task."):
-            key = "data" + key[len("task"):]
-            item = f"{key}={value}"
-        if eq and key in ALIASES:
-            key = ALIASES[key]
-            item = f"{key}={value}"
-        if eq and key == "model" and value not in group_options("model"):
-            out += [f"model.name_or_path={value}"]
-            continue
-        if eq and key == "data" and value not in group_options("data"):
-            if value.endswith(DATA_SUFFIXES) or Path(value).exists():
-                out += ["data=jsonl", f"data.path={value}"]
-                continue
-        out.append(item)
-    return out
-
-
-def _run(command: str, overrides: Optional[List[str]], dry_run: bool, stage: Callable[[object], object]) -> None:
-    """Load the config, print it for --dry-run, else hand it to the stage; user errors exit 2."""
-    from reasoner import config
+def _run(command: str, overrides: Optional[List[str]], dry_run: bool) -> None:
+    """Load the config, print it for --dry-run, else run the stage (reasoner.api); user errors exit 2."""
+    from reasoner import api, config
 
     try:
-        cfg = config.load(command, normalize_overrides(list(overrides or [])))
+        cfg = api.load_config(command, overrides)
         if dry_run:
             typer.echo(config.to_yaml(cfg), nl=False)
             return
-        if hasattr(cfg, "run_dir"):  # a bad run_dir stops before data or a model is loaded
-            from reasoner.utils.run import check_run_dir
-
-            check_run_dir(cfg.run_dir)
-        stage(cfg)
+        api.run_config(command, cfg)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
@@ -88,13 +46,7 @@ def _run(command: str, overrides: Optional[List[str]], dry_run: bool, stage: Cal
 @app.command("train-sft")
 def train_sft(overrides: Optional[List[str]] = OVERRIDES, dry_run: bool = DRY_RUN) -> None:
     """Supervised fine-tuning on gold solutions or collected trajectories (loss on responses only)."""
-
-    def stage(cfg):
-        from reasoner.stages import sft
-
-        sft.run(cfg)
-
-    _run("train_sft", overrides, dry_run, stage)
+    _run("train-sft", overrides, dry_run)
 
 
 @app.command("decode")
@@ -114,39 +66,24 @@ def decode(
             raise typer.Exit(2)
         extra.append(f"sweep=[{','.join(items)}]")
 
-    def stage(cfg):
-        from reasoner.stages import decode as decode_stage
-
-        decode_stage.run(cfg)
-
-    _run("decode", list(overrides or []) + extra, dry_run, stage)
+    _run("decode", list(overrides or []) + extra, dry_run)
 
 
-def _stage_command(name: str, command: str, module: str, doc: str):
-    """Register a subcommand whose whole job is `reasoner.stages.<module>.run(cfg)`."""
+def _stage_command(name: str, doc: str):
+    """Register a subcommand whose whole job is to run its stage (reasoner.api.COMMANDS)."""
 
     def handler(overrides: Optional[List[str]] = OVERRIDES, dry_run: bool = DRY_RUN) -> None:
-        def stage(cfg):
-            import importlib
-
-            importlib.import_module(f"reasoner.stages.{module}").run(cfg)
-
-        _run(command, overrides, dry_run, stage)
+        _run(name, overrides, dry_run)
 
     handler.__doc__ = doc
     app.command(name)(handler)
 
 
-_stage_command("collect", "collect", "collect",
-               "Sample n solutions per problem, grade them, label steps (shepherd/omegaprm), select; resumable.")
-_stage_command("train-prm", "train_prm", "train_prm",
-               "Train a process reward model: prm=discriminative (hard/soft step labels) or prm=implicit (PRIME).")
-_stage_command("eval-prm", "eval_prm", "eval_prm",
-               "Judge a PRM: step accuracy/AUC and first-error F1 against ground truth or MC labels.")
-_stage_command("train-rl", "train_rl", "train_rl",
-               "Improve the policy by RL: online algo=grpo|rloo|ppo|prime|rlep, offline algo=oreo|rft|dpo.")
-_stage_command("convert", "convert", "convert",
-               "Convert between trajectories, the TRL PRM format and Math-Shepherd text.")
+_stage_command("collect", "Sample n solutions per problem, grade them, label steps (shepherd/omegaprm), select; resumable.")
+_stage_command("train-prm", "Train a process reward model: prm=discriminative (hard/soft step labels) or prm=implicit (PRIME).")
+_stage_command("eval-prm", "Judge a PRM: step accuracy/AUC and first-error F1 against ground truth or MC labels.")
+_stage_command("train-rl", "Improve the policy by RL: online algo=grpo|rloo|ppo|prime|rlep, offline algo=oreo|rft|dpo.")
+_stage_command("convert", "Convert between trajectories, the TRL PRM format and Math-Shepherd text.")
 
 
 @app.command("recipe")

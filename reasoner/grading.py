@@ -19,7 +19,7 @@ from reasoner.errors import UserError
 
 DEFAULT_TIMEOUT = 5.0
 MAX_ANSWER_CHARS = 1000     # longest answer handed to math-verify (bounds parser work, not correctness)
-ANSWER_STYLES = ("auto", "answer", "gsm8k", "boxed", "number")
+ANSWER_STYLES = ("auto", "answer", "gsm8k", "boxed", "number", "tag")
 _STYLE_ALIASES = {"gym": "answer", "arith": "answer", "hash": "gsm8k", "math": "boxed", "last_number": "number"}
 
 
@@ -126,6 +126,7 @@ _ANSWER_RE = re.compile(r"(?im)\banswer\s*:[ \t]*(.+?)[ \t]*$")
 _HASH_RE = re.compile(r"(?m)####[ \t]*(.+?)[ \t]*$")
 # "The answer is 30,000." / "the final answer is $\frac{1}{2}$." -- how chat models commit in prose
 _PROSE_RE = re.compile(r"(?i)\b(?:final\s+)?answer\s+is\s*:?\s*(.+?)\s*(?:\.(?:\s|$)|\n|$)")
+_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.S)
 _NUMBER_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?")
 
 
@@ -149,8 +150,9 @@ def extract_answer(text: str | None, style: str = "auto", fallback_last_number: 
     """The final answer written in a response, or None.
 
     style: "answer" (last "Answer: x" line, the gym / instruction format), "gsm8k" (last "#### x"),
-    "boxed" (last \\boxed{...}), "number" (last number), or "auto" (boxed, then ####, then
-    Answer:, then "the (final) answer is x"). `fallback_last_number` takes the last number when the style finds nothing; off by
+    "boxed" (last \\boxed{...}), "number" (last number), "tag" (the last <answer>...</answer>, as
+    written but for outer whitespace: reasoning-gym answers may span lines, e.g. a grid), or "auto"
+    (boxed, then ####, then Answer:, then "the (final) answer is x"). `fallback_last_number` takes the last number when the style finds nothing; off by
     default because it rewards answers the model never committed to.
     """
     if not text:
@@ -158,6 +160,10 @@ def extract_answer(text: str | None, style: str = "auto", fallback_last_number: 
     style = _STYLE_ALIASES.get(style, style)
     if style not in ANSWER_STYLES:
         raise UserError(f"answer style '{style}' is unknown (choose from {', '.join(ANSWER_STYLES)})")
+    if style == "tag":
+        tagged = _last(_TAG_RE, text)
+        if tagged is not None or not fallback_last_number:
+            return (tagged or "").strip() or None
     found: str | None = None
     if style in ("auto", "boxed"):
         boxed = _boxed_contents(text)
@@ -362,7 +368,8 @@ def grade_answer(pred: str | None, gold: str, grader: str = "exact", timeout: fl
 
 def grade_response(response: str, gold: str, grader: str = "exact", style: str = "auto",
                    fallback_last_number: bool = False, timeout: float | None = DEFAULT_TIMEOUT) -> Graded:
-    """Extract the answer of a whole response and grade it: the one grading path
-    (reasoner.tasks.Task.grade calls it with the task's style, fallback rule and grader)."""
+    """Extract the answer of a whole response and grade it against a gold string (stages grade
+    through reasoner.tasks.Task.score / grade, which do this with the task's style, fallback rule
+    and grader, or the task's own scorer when the gold is a Problem)."""
     pred = extract_answer(response, style, fallback_last_number)
     return Graded(pred, grade_answer(pred, gold, grader, timeout))

@@ -12,6 +12,7 @@ seconds and process CPU seconds are reported: on a shared machine CPU time is th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -35,22 +36,25 @@ def build_cfg(args):
 def bench_ours(args) -> dict:
     from reasoner.generation.hf import HFGenerator
     from reasoner.models import load_policy
-    from reasoner.rl.rewards import RewardModel
-    from reasoner.stages.train_rl_online import Trainer
-    from reasoner.tasks import get_task
     from pathlib import Path
+
+    from reasoner.algos.registry import get_algorithm
+    from reasoner.rl.recipe import OnlineRecipe
+    from reasoner.rl.rewards import RewardModel
+    from reasoner.tasks import get_task
 
     cfg = build_cfg(args)
     torch.manual_seed(0)
     model, tok = load_policy(cfg.model)
     task = get_task("arith")
-    trainer = Trainer(cfg, Path(cfg.run_dir), model, tok, task.load_problems(cfg.data), task,
-                      RewardModel(cfg.reward, task), None)
+    trainer = OnlineRecipe(cfg, get_algorithm("grpo")(cfg), model, tok, task.load_problems(cfg.data), task,
+                           RewardModel(cfg.reward, task))
+    trainer.setup(Path(cfg.run_dir))
     trainer.generator = HFGenerator(model, tok, batch_size=args.prompts * args.group, ignore_eos=True)
     times, cpu, tokens = [], [], []
     for i in range(args.steps + 1):
         t0, c0 = time.perf_counter(), time.process_time()
-        m, _ = trainer.step()
+        m = trainer.train_step(i).metrics
         if i:
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
@@ -94,12 +98,15 @@ def bench_trl(args, gradient_checkpointing: bool) -> dict:
             self.cpu.append(time.process_time() - self.begin[1])
 
     timer = Timer()
+    # transformers 5.24's TrainingArguments renamed gradient_checkpointing (now a warning alias)
+    fields = {f.name for f in dataclasses.fields(GRPOConfig)}
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
     conf = GRPOConfig(
         output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=args.prompts * args.group,
         num_generations=args.group, max_completion_length=args.length, generation_kwargs={"min_new_tokens": args.length},
         temperature=1.0, beta=0.0, num_iterations=1, loss_type="grpo", scale_rewards="group", learning_rate=1e-5,
         max_steps=args.steps + 1, logging_steps=1, report_to="none", use_cpu=True, bf16=False, save_strategy="no",
-        gradient_checkpointing=gradient_checkpointing, shuffle_dataset=False, dataloader_num_workers=0,
+        shuffle_dataset=False, dataloader_num_workers=0, **{checkpointing: gradient_checkpointing},
     )
     trainer = GRPOTrainer(model=model, reward_funcs=verifier, args=conf, train_dataset=ds, processing_class=tok, callbacks=[timer])
     trainer.train()

@@ -67,7 +67,7 @@ def test_models_lists_presets(cli):
         (["train-rl", "--dry-run", "max_step=1"], "unknown key 'max_step'"),
         (["decode", "--dry-run", "nn=4"], "unknown key 'nn' (did you mean 'generation.n'?)"),
         (["decode", "--dry-run", "foo=1"], "unknown key 'foo'"),
-        (["train-sft", "--dry-run", "tensorboard=true"], "unknown key 'tensorboard'"),
+        (["train-sft", "--dry-run", "prompts_per_step=4"], "unknown key 'prompts_per_step'"),  # a train-rl key
         (["decode", "--search", "beam", "search.params.widht=2", "--dry-run"], "did you mean 'search.params.width'?"),
         (["decode", "--dry-run", "k=[1,8]"], "k=8 is larger than generation.n=1"),
         (["decode", "--dry-run", "data=some.jsonl", "data.num_problems=10"],

@@ -10,7 +10,7 @@ import pytest
 from reasoner import config
 from reasoner.errors import UserError
 
-REQUIRED = {"jsonl": ["data.path=x.jsonl"], "hf": ["model.name_or_path=some/dir"]}
+REQUIRED = {"jsonl": ["data.path=x.jsonl"], "reasoning_gym": ["data.task=basic_arithmetic"], "hf": ["model.name_or_path=some/dir"]}
 COMMAND_REQUIRED = {"convert": ["input=a.jsonl", "output=b.jsonl"]}
 
 
@@ -84,7 +84,7 @@ def test_configs_resolve_from_the_package_dir():
         ("train_sft", "max_step=1", "config: unknown key 'max_step' (did you mean 'max_steps'?)"),
         ("decode", "nn=4", "config: unknown key 'nn' (did you mean 'generation.n'?)"),
         ("decode", "foo=1", "config: unknown key 'foo'"),
-        ("train_sft", "tensorboard=true", "config: unknown key 'tensorboard'"),
+        ("train_sft", "prompts_per_step=4", "config: unknown key 'prompts_per_step'"),  # a train-rl key
         ("train_sft", "optim.lrr=1", "config: unknown key 'optim.lrr' (did you mean 'optim.lr'?)"),
         ("train_sft", "model.lora.rr=4", "config: unknown key 'model.lora.rr' (did you mean 'model.lora.r'?)"),
         ("train_rl", "algo.eps_hgh=0.3", "config: unknown key 'algo.eps_hgh' (did you mean 'algo.eps_high'?)"),
@@ -96,6 +96,12 @@ def test_unknown_key_at_any_level_is_an_error_with_a_suggestion(command, overrid
     with pytest.raises(UserError) as info:
         config.load(command, [override])
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("command", ["train_sft", "train_prm", "train_rl"])
+def test_every_training_command_takes_the_sink_keys(command):
+    cfg = config.load(command, ["tensorboard=true", "wandb=true"])
+    assert cfg.tensorboard is True and cfg.wandb is True
 
 
 def test_unknown_key_in_a_group_yaml_names_the_file(tmp_path, monkeypatch):

@@ -90,5 +90,3 @@ def prime_advantages(outcome: torch.Tensor, process: torch.Tensor, mask: torch.T
     returns = reverse_cumsum(outcome_tok, mask, gamma) + reverse_cumsum(process_tok, mask, gamma)
     return masked_whiten(returns, mask) if whiten else returns * mask
 
-
-ADVANTAGES = {"grpo": grpo_advantages, "rloo": rloo_advantages}

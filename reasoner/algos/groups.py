@@ -16,13 +16,11 @@ def _check(rewards: torch.Tensor, sizes: list[int]) -> None:
         raise ValueError(f"group sizes {sizes} do not cover {rewards.size(0)} rows")
 
 
-def ragged_group_advantages(rewards: torch.Tensor, sizes: list[int], estimator: str = "grpo",
-                            scale_rewards: str = "group", eps: float = 1e-4) -> torch.Tensor:
-    """GRPO (R - mean_g) / (std + eps) or RLOO R - mean_{j != i} per group of its own size.
-
-    A group of one gets advantage 0 (nothing to compare with). GRPO's std is the unbiased one,
-    of the group (scale_rewards=group), of the whole batch (batch), or not applied (none).
-    """
+def grpo_group_advantages(rewards: torch.Tensor, sizes: list[int], scale_rewards: str = "group",
+                          eps: float = 1e-4) -> torch.Tensor:
+    """GRPO per group of its own size: (R - mean_g) / (std + eps), with the unbiased std of the
+    group (scale_rewards=group), of the whole batch (batch), or none (none: Dr. GRPO).
+    A group of one gets advantage 0 (nothing to compare with)."""
     _check(rewards, sizes)
     r = rewards.float()
     out = torch.zeros_like(r)
@@ -31,21 +29,43 @@ def ragged_group_advantages(rewards: torch.Tensor, sizes: list[int], estimator: 
     for s in sizes:
         g = r[start:start + s]
         if s > 1:
-            if estimator == "rloo":
-                out[start:start + s] = g - (g.sum() - g) / (s - 1)
-            elif estimator == "grpo":
-                centred = g - g.mean()
-                if scale_rewards == "group":
-                    centred = centred / (g.std() + eps)
-                elif scale_rewards == "batch":
-                    centred = centred / (batch_std + eps)
-                elif scale_rewards != "none":
-                    raise ValueError(f"scale_rewards must be group, batch or none, got {scale_rewards!r}")
-                out[start:start + s] = centred
-            else:
-                raise ValueError(f"estimator must be grpo or rloo, got {estimator!r}")
+            centred = g - g.mean()
+            if scale_rewards == "group":
+                centred = centred / (g.std() + eps)
+            elif scale_rewards == "batch":
+                centred = centred / (batch_std + eps)
+            elif scale_rewards != "none":
+                raise ValueError(f"scale_rewards must be group, batch or none, got {scale_rewards!r}")
+            out[start:start + s] = centred
         start += s
     return out
+
+
+def rloo_group_advantages(rewards: torch.Tensor, sizes: list[int], scale_rewards: str | None = None,
+                          eps: float = 1e-4) -> torch.Tensor:
+    """RLOO per group of its own size: R_i - mean_{j != i} R_j (no scaling; a group of one gets 0)."""
+    _check(rewards, sizes)
+    r = rewards.float()
+    out = torch.zeros_like(r)
+    start = 0
+    for s in sizes:
+        g = r[start:start + s]
+        if s > 1:
+            out[start:start + s] = g - (g.sum() - g) / (s - 1)
+        start += s
+    return out
+
+
+# The group-relative estimators by name, as the group algorithms (algos/online) pick them.
+ADVANTAGES = {"grpo": grpo_group_advantages, "rloo": rloo_group_advantages}
+
+
+def ragged_group_advantages(rewards: torch.Tensor, sizes: list[int], estimator: str = "grpo",
+                            scale_rewards: str = "group", eps: float = 1e-4) -> torch.Tensor:
+    """ADVANTAGES[estimator] over groups of unequal size (rows of a group contiguous)."""
+    if estimator not in ADVANTAGES:
+        raise ValueError(f"estimator must be one of {', '.join(ADVANTAGES)}, got {estimator!r}")
+    return ADVANTAGES[estimator](rewards, sizes, scale_rewards, eps)
 
 
 def process_advantages(step_rewards: torch.Tensor, step_mask: torch.Tensor, sizes: list[int], eps: float = 1e-4) -> torch.Tensor:

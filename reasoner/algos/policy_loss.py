@@ -81,8 +81,20 @@ def sequence_clipped_surrogate(
     mask: torch.Tensor,
     eps_low: float = 0.2,
     eps_high: float = 0.2,
+    dual_clip: float | None = None,
+    ref_logp: torch.Tensor | None = None,
+    beta: float = 0.0,
+    aggregation: str = "token-mean",
+    max_len: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """RLOO's sequence-level form: r = exp(sum_t M (logp - old)), loss = mean_i -min(r A, clip(r) A)."""
+    """RLOO's sequence-level form: r = exp(sum_t M (logp - old)), loss = mean_i -min(r A, clip(r) A).
+
+    Takes clipped_surrogate's arguments so POLICY_LOSSES entries are interchangeable; the loss is
+    always the mean over sequences (`aggregation`, `max_len` do not apply), and a dual clip or a
+    k3 KL term are token-level notions (a KL enters the sequence level as a reward penalty).
+    """
+    if dual_clip is not None or beta != 0.0:
+        raise ValueError("the sequence-level surrogate takes no dual clip and no k3 KL (use a KL reward penalty)")
     m = mask.to(logp.dtype)
     ratio = torch.exp(((logp - old_logp) * m).sum(-1))
     clipped = torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high)
@@ -107,4 +119,5 @@ def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: 
     return loss, {"value_loss": float(loss.detach())}
 
 
+# The clipped surrogate of each importance level (UpdatePlan.importance_level), same signature.
 POLICY_LOSSES = {"token": clipped_surrogate, "sequence": sequence_clipped_surrogate}

@@ -11,7 +11,6 @@ with a remembered sequence only prefills its new tail (search extends its prompt
 from __future__ import annotations
 
 import contextlib
-import inspect
 from dataclasses import dataclass, field
 
 import torch
@@ -21,6 +20,7 @@ from reasoner.prompts import encode_prompt
 from reasoner.generation.base import Completion, SamplingParams, check_params, find_stop
 from reasoner.generation import lean_decode
 from reasoner.generation.cpu_linear import PackedLinears
+from reasoner.generation.kv_args import cache_kwargs, forward_parameters, returned_cache
 from reasoner.generation.prefix_cache import PrefixStore, forget_if_weights_changed
 
 try:  # transformers 5: the tokenizers-backed tokenizer class
@@ -232,9 +232,7 @@ class HFGenerator:
         """Logits [rows, V] of one new token per row, through the lean step when there is one."""
         if lean is not None:
             return lean(tok, pos, attn, cache)
-        out = self.model(
-            input_ids=tok[:, None], attention_mask=attn, position_ids=pos[:, None], past_key_values=cache, use_cache=True
-        )
+        out = self.model(input_ids=tok[:, None], attention_mask=attn, position_ids=pos[:, None], **cache_kwargs(self.model, cache))
         return out.logits[:, -1, :]
 
     def _prefill(self, groups: list[_Group], max_new: int, device, lean):
@@ -266,10 +264,8 @@ class HFGenerator:
             logits = lean(ids[:, 0], pos[:, 0], attn, cache)
         else:
             kwargs = {"logits_to_keep": 1} if self._logits_to_keep else {}
-            out = self.model(
-                input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True, **kwargs
-            )
-            cache = out.past_key_values if out.past_key_values is not None else cache
+            out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, **cache_kwargs(self.model, cache), **kwargs)
+            cache = returned_cache(out, cache)
             logits = out.logits[:, -1, :]
         last_pos = pos[:, -1]
         counts = [g.count for g in groups]
@@ -609,11 +605,7 @@ def _tokens_in(megabytes: float, model) -> int:
 
 def _accepts_logits_to_keep(model) -> bool:
     """Prefill only needs the last position's logits; skip the [B, T, V] projection when we can."""
-    target = model.get_base_model() if hasattr(model, "get_base_model") else model
-    try:
-        return "logits_to_keep" in inspect.signature(target.forward).parameters
-    except (TypeError, ValueError):
-        return False
+    return "logits_to_keep" in forward_parameters(model)
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

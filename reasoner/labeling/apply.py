@@ -41,7 +41,7 @@ def omega_params(labels_cfg) -> OmegaParams:
 
 
 def _request(group: ProblemGroup, steps) -> PrefixRequest:
-    return PrefixRequest(group.problem.id, group.prompt, group.problem.answer, tuple(steps))
+    return PrefixRequest(group.problem.id, group.prompt, group.problem, tuple(steps))
 
 
 def _label_truth(groups: list[ProblemGroup], task) -> None:

@@ -27,11 +27,12 @@ class Rollout:
 
 @dataclass(frozen=True)
 class PrefixRequest:
-    """A prefix to roll out: the prompt as sent, the gold answer, and the steps written so far."""
+    """A prefix to roll out: the prompt as sent, the gold (the Problem, or its answer string: what
+    Task.grade takes), and the steps written so far."""
 
     problem_id: Hashable
     prompt: str
-    gold: str
+    gold: object
     steps: tuple[str, ...]
 
 

@@ -41,74 +41,63 @@ def _per100(count: int, rollouts: int) -> float | None:
     return round(100 * count / rollouts, 3) if rollouts else None
 
 
-def label_stats(trajectories: Iterable, rollouts: int | None = None) -> dict:
-    """Counts, positive rate, and (with true labels) agreement: per labelled step, per estimated
-    step, per unique estimated prefix, a confusion table, and first-error localisation."""
-    n_traj = n_steps = n_lab = n_est = n_pos = 0
-    soft_sum = 0.0
-    full = 0
-    truth_seen = False
-    agree = {"all": [0, 0], "estimated": [0, 0]}
-    confusion = {"true_pos": 0, "false_pos": 0, "true_neg": 0, "false_neg": 0}   # positive = step judged right
-    unique: dict[tuple, tuple[bool, bool | None]] = {}
-    first = {"wrong_solutions": 0, "located": 0, "located_correct": 0}
-    for t in trajectories:
+class _Tally:
+    """Running counts of label_stats over trajectories."""
+
+    def __init__(self):
+        self.n_traj = self.n_steps = self.n_lab = self.n_est = self.n_pos = self.full = 0
+        self.soft_sum = 0.0
+        self.truth_seen = False
+        self.agree = {"all": [0, 0], "estimated": [0, 0]}
+        self.confusion = {"true_pos": 0, "false_pos": 0, "true_neg": 0, "false_neg": 0}   # positive = step judged right
+        self.unique: dict[tuple, tuple[bool, bool | None]] = {}
+        self.first = {"wrong_solutions": 0, "located": 0, "located_correct": 0}
+
+    def add(self, t) -> None:
         labels = t.step_labels
-        if labels is None:
-            continue
-        n_traj += 1
-        n_steps += len(labels)
-        full += all(v is not None for v in labels)
+        self.n_traj += 1
+        self.n_steps += len(labels)
+        self.full += all(v is not None for v in labels)
         counts = t.meta.get("mc_rollouts") or [None] * len(labels)
         truth = t.meta.get("true_step_labels")
         for i, v in enumerate(labels):
-            if v is None:
-                continue
-            n_lab += 1
-            n_pos += v > 0
-            soft_sum += v
-            estimated = bool(counts[i]) if i < len(counts) else False
-            n_est += estimated
-            known = truth is not None and i < len(truth)
-            if estimated:
-                unique.setdefault((t.problem_id, tuple(t.steps[:i + 1])), (v > 0, bool(truth[i]) if known else None))
-            if not known:
-                continue
-            truth_seen = True
-            ok = (v > 0) == bool(truth[i])
-            agree["all"][0] += ok
-            agree["all"][1] += 1
-            if estimated:
-                agree["estimated"][0] += ok
-                agree["estimated"][1] += 1
-                confusion[("true_" if ok else "false_") + ("pos" if v > 0 else "neg")] += 1
+            if v is not None:
+                self.add_step(t, i, v, bool(counts[i]) if i < len(counts) else False, truth)
         if truth is not None and len(truth) == len(labels):
             err = true_first_error(list(truth))
             loc = located_first_error(list(labels))
             if err is not None:
-                first["wrong_solutions"] += 1
+                self.first["wrong_solutions"] += 1
             if loc is not None:
-                first["located"] += 1
-                first["located_correct"] += loc == err
-    out = {
-        "labelled_trajectories": n_traj,
-        "fully_labelled_trajectories": full,
-        "steps": n_steps,
-        "labelled_steps": n_lab,
-        "estimated_steps": n_est,
-        "positive_rate": _ratio(n_pos, n_lab),
-        "mean_soft_label": round(soft_sum / n_lab, 4) if n_lab else None,
-        "unique_estimated_prefixes": len(unique),
-    }
-    if rollouts is not None:
-        out["rollouts"] = rollouts
-        out["estimated_steps_per_100_rollouts"] = _per100(n_est, rollouts)
-    if truth_seen:
-        judged = [(h, tr) for h, tr in unique.values() if tr is not None]
+                self.first["located"] += 1
+                self.first["located_correct"] += loc == err
+
+    def add_step(self, t, i: int, v: float, estimated: bool, truth) -> None:
+        self.n_lab += 1
+        self.n_pos += v > 0
+        self.soft_sum += v
+        self.n_est += estimated
+        known = truth is not None and i < len(truth)
+        if estimated:
+            self.unique.setdefault((t.problem_id, tuple(t.steps[:i + 1])), (v > 0, bool(truth[i]) if known else None))
+        if not known:
+            return
+        self.truth_seen = True
+        ok = (v > 0) == bool(truth[i])
+        self.agree["all"][0] += ok
+        self.agree["all"][1] += 1
+        if estimated:
+            self.agree["estimated"][0] += ok
+            self.agree["estimated"][1] += 1
+            self.confusion[("true_" if ok else "false_") + ("pos" if v > 0 else "neg")] += 1
+
+    def agreement(self, rollouts: int | None) -> dict:
+        confusion, first = self.confusion, self.first
+        judged = [(h, tr) for h, tr in self.unique.values() if tr is not None]
         uniq_ok = sum(h == tr for h, tr in judged)
-        out["agreement"] = {
-            "all_labelled_steps": _ratio(*agree["all"]),
-            "estimated_steps": _ratio(*agree["estimated"]),
+        out = {
+            "all_labelled_steps": _ratio(*self.agree["all"]),
+            "estimated_steps": _ratio(*self.agree["estimated"]),
             "unique_estimated_prefixes": _ratio(uniq_ok, len(judged)),
             "confusion_estimated": confusion,
             # of the truly wrong estimated steps, the share labelled negative (and likewise right ones)
@@ -118,6 +107,31 @@ def label_stats(trajectories: Iterable, rollouts: int | None = None) -> dict:
                             "recall": _ratio(first["located_correct"], first["wrong_solutions"])},
         }
         if rollouts is not None:
-            out["agreement"]["correct_estimated_steps_per_100_rollouts"] = _per100(agree["estimated"][0], rollouts)
-            out["agreement"]["first_errors_found_per_100_rollouts"] = _per100(first["located_correct"], rollouts)
+            out["correct_estimated_steps_per_100_rollouts"] = _per100(self.agree["estimated"][0], rollouts)
+            out["first_errors_found_per_100_rollouts"] = _per100(first["located_correct"], rollouts)
+        return out
+
+
+def label_stats(trajectories: Iterable, rollouts: int | None = None) -> dict:
+    """Counts, positive rate, and (with true labels) agreement: per labelled step, per estimated
+    step, per unique estimated prefix, a confusion table, and first-error localisation."""
+    tally = _Tally()
+    for t in trajectories:
+        if t.step_labels is not None:
+            tally.add(t)
+    out = {
+        "labelled_trajectories": tally.n_traj,
+        "fully_labelled_trajectories": tally.full,
+        "steps": tally.n_steps,
+        "labelled_steps": tally.n_lab,
+        "estimated_steps": tally.n_est,
+        "positive_rate": _ratio(tally.n_pos, tally.n_lab),
+        "mean_soft_label": round(tally.soft_sum / tally.n_lab, 4) if tally.n_lab else None,
+        "unique_estimated_prefixes": len(tally.unique),
+    }
+    if rollouts is not None:
+        out["rollouts"] = rollouts
+        out["estimated_steps_per_100_rollouts"] = _per100(tally.n_est, rollouts)
+    if tally.truth_seen:
+        out["agreement"] = tally.agreement(rollouts)
     return out

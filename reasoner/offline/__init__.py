@@ -3,5 +3,5 @@
 data.py        trajectories -> token ids with per-token step indices; DPO pairs; batching
 objectives.py  model forwards -> OREO value/policy losses, DPO and RFT losses (tensor maths
                lives in reasoner.algos; this module only gathers the right positions)
-trainers.py    one object per algorithm owning its models, optimisers and update step
+recipe.py      one round as a recipe for the one loop; the algorithms are reasoner/algos/offline
 """

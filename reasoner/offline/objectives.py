@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import torch
 
-from reasoner.algos import dpo_loss, full_vocab_kl, k3, oreo_policy_loss, oreo_value_loss, step_sums
+from reasoner.algos import dpo_loss, full_vocab_kl, k3, oreo_policy_loss, oreo_value_loss, step_sums, token_logprobs
 from reasoner.algos.masked import masked_mean
 
 LEVELS = ("token", "step", "response")
 KL_ESTIMATORS = ("full", "k3")
-
-
-def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log p(target) per position from logits [B, L-1, V] (fp32)."""
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
 def policy_logits(model, batch) -> torch.Tensor:
@@ -84,7 +79,12 @@ def dpo_losses(policy, reference, chosen, rejected, beta: float):
 
 
 def rft_loss(policy, batch):
-    """Mean next-token cross-entropy over the response tokens (SFT on correct samples)."""
-    logp = token_logprobs(policy_logits(policy, batch), batch["targets"])
-    loss = -masked_mean(logp, batch["action_mask"])
+    """SFT's loss (`train.sft.response_loss`: the mean next-token cross-entropy over the response
+    tokens) on a collated batch; RFT is SFT on the correct samples."""
+    from reasoner.train.sft import response_loss
+
+    labels = torch.full_like(batch["input_ids"], -100)
+    labels[:, 1:] = torch.where(batch["action_mask"] > 0, batch["targets"], labels[:, 1:])
+    total, n = response_loss(policy, batch["input_ids"], batch["attention_mask"], labels)
+    loss = total / max(1, n)
     return loss, {"sft_loss": float(loss.detach())}

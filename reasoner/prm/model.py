@@ -102,9 +102,9 @@ def read_spec(path: str | Path) -> PRMSpec | None:
 
 
 def write_spec(spec: PRMSpec, out_dir: str | Path) -> None:
-    from reasoner.utils.run import write_text_atomic
+    from reasoner.utils.io import write_json_atomic
 
-    write_text_atomic(Path(out_dir) / PRM_FILE, json.dumps(asdict(spec), indent=2, ensure_ascii=False) + "\n")
+    write_json_atomic(Path(out_dir) / PRM_FILE, asdict(spec))
 
 
 def token_id(tokenizer, text: str, what: str) -> int:
@@ -164,23 +164,24 @@ def head_tag_logits(model, hidden: torch.Tensor, pos_id: int, neg_id: int) -> tu
     return logits[:, 0].float(), logits[:, 1].float()
 
 
-def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor,
-                   cols: torch.Tensor) -> torch.Tensor:
-    """log p(input_ids[r, c] | tokens before c) for each (r, c); c >= 1. Full-vocab softmax
-    only at those positions."""
+def position_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: torch.Tensor,
+                      cols: torch.Tensor) -> torch.Tensor:
+    """log p(input_ids[r, c] | tokens before c) for each (r, c); c >= 1. The LM head (and the
+    softmax, `algos.token_logprobs`) only at those positions."""
+    from reasoner.algos.logprobs import token_logprobs
+
     _, head = decoder_and_head(model)
     h = hidden_states(model, input_ids, attention_mask)[rows, cols - 1]
-    logp = torch.log_softmax(head(h).float(), dim=-1)
-    return logp.gather(-1, input_ids[rows, cols].unsqueeze(-1)).squeeze(-1)
+    return token_logprobs(head(h), input_ids[rows, cols])
 
 
 def reference_logprobs(reference, input_ids, attention_mask, rows, cols) -> torch.Tensor:
-    """token_logprobs under a `models.ReferenceModel` (its own copy, or the policy with its
+    """position_logprobs under a `models.ReferenceModel` (its own copy, or the policy with its
     adapter disabled), without gradients."""
     model = reference.model
     ctx = model.disable_adapter() if reference.adapter_disabled else contextlib.nullcontext()
     with torch.no_grad(), ctx:
-        return token_logprobs(model, input_ids, attention_mask, rows, cols)
+        return position_logprobs(model, input_ids, attention_mask, rows, cols)
 
 
 # --------------------------------------------------------------------------- save / load

@@ -82,22 +82,20 @@ def tag_cells(items: list) -> tuple[list[int], list[int]]:
 def takes_plain_cache(model) -> bool:
     """Whether the PRM's decoder takes position ids and a cache of plain full-attention layers:
     the only kind `forward_cached` can seed with stored K/V (sliding/hybrid layers cannot)."""
-    import inspect
-
     from transformers import DynamicCache
 
+    from reasoner.generation.kv_args import cache_argument, forward_parameters
     from reasoner.prm.model import causal_lm, decoder_and_head
 
     try:
         from transformers.cache_utils import DynamicLayer
 
         decoder, _ = decoder_and_head(model)
-        params = inspect.signature(decoder.forward).parameters
         cache = DynamicCache(config=causal_lm(model).config)
     except (ImportError, TypeError, ValueError, UserError):
         return False
     layers = getattr(cache, "layers", None)
-    return ("past_key_values" in params and "position_ids" in params and bool(layers)
+    return (cache_argument(decoder) is not None and "position_ids" in forward_parameters(decoder) and bool(layers)
             and all(type(x) is DynamicLayer for x in layers))
 
 
@@ -130,13 +128,14 @@ def forward_cached(model, ids, mask, pos, past):
     """The decoder over `ids` after `past` K/V: (final hidden states [rows, T, H], cache layers)."""
     from transformers import DynamicCache
 
+    from reasoner.generation.kv_args import cache_kwargs, returned_cache
     from reasoner.prm.model import causal_lm, decoder_and_head
 
     decoder, _ = decoder_and_head(model)
     cache = DynamicCache(config=causal_lm(model).config)
     for layer, (keys, values) in enumerate(past or []):
         cache.update(keys, values, layer)
-    out = decoder(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+    out = decoder(input_ids=ids, attention_mask=mask, position_ids=pos, **cache_kwargs(decoder, cache))
     hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-    cache = out.past_key_values if getattr(out, "past_key_values", None) is not None else cache
+    cache = returned_cache(out, cache)
     return hidden, cache.layers

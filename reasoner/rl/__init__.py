@@ -1,2 +1,3 @@
-"""Shared pieces of the RL stages: rollout batches and per-token log-probs, rewards, the RLEP
-replay pool, metric sinks. Pure tensor maths lives in reasoner.algos; these glue it to models."""
+"""Online RL glue: rollout batches and per-token log-probs, rewards, rollouts, the RLEP replay
+pool, the update loop, and the online recipe (recipe.py) the one training loop runs. Pure tensor
+maths lives in reasoner.algos, the algorithms in reasoner/algos/online."""

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
+from reasoner.algos.logprobs import entropy_from_logits, token_logprobs
+from reasoner.generation.kv_args import cache_argument, cache_kwargs, returned_cache
+
 
 @dataclass
 class RolloutBatch:
@@ -119,7 +122,7 @@ def _shared_prompts(model, batch: RolloutBatch):
 def _can_share_prefix(model) -> bool:
     """The model must take a KV cache and keep it: HF drops the cache of activation-checkpointed
     layers whenever they are in training mode (no_grad passes included)."""
-    if not (_accepts(model, "past_key_values") and _accepts(model, "logits_to_keep")):
+    if not (cache_argument(model) and _accepts(model, "logits_to_keep")):
         return False
     return not (model.training and any(getattr(m, "gradient_checkpointing", False) for m in model.modules()))
 
@@ -137,34 +140,23 @@ def _prefix_shared_logits(model, batch: RolloutBatch, first: torch.Tensor, inver
     if any(type(layer) is not DynamicLayer for layer in getattr(cache, "layers", [None])):
         return _full_logits(model, batch)  # sliding / hybrid layers: keep the plain pass
     out = model(input_ids=batch.input_ids[first, :P], attention_mask=batch.attention_mask[first, :P],
-                position_ids=batch.position_ids[first, :P], past_key_values=cache, use_cache=True, logits_to_keep=1)
-    cache = out.past_key_values
+                position_ids=batch.position_ids[first, :P], **cache_kwargs(model, cache), logits_to_keep=1)
+    cache = returned_cache(out, cache)
     cache.batch_select_indices(inverse)
     head = out.logits[:, -1:][inverse]  # the last prompt column predicts the first response token
     if T == 1:
         return head
     out = model(input_ids=batch.input_ids[:, P:P + T - 1], attention_mask=batch.attention_mask[:, :P + T - 1],
-                position_ids=batch.position_ids[:, P:P + T - 1], past_key_values=cache, use_cache=True)
+                position_ids=batch.position_ids[:, P:P + T - 1], **cache_kwargs(model, cache))
     return torch.cat([head, out.logits], dim=1)
 
 
-def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[target] without materialising the whole log-softmax: logit - logsumexp."""
-    logits = logits.float()
-    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-
-
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    return -(logp.exp() * logp).sum(-1)
-
-
-def token_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, keep_logits: bool = False,
+def response_logprobs(model, batch: RolloutBatch, with_entropy: bool = False, keep_logits: bool = False,
                    temperature: float = 1.0):
     """(logp [B, T], entropy [B, T] or None, logits / temperature or None) of the response tokens
     in one forward, all under the distribution sampled at `temperature`."""
     logits = response_logits(model, batch, temperature)
-    logp = gather_logprobs(logits, batch.response_ids)
+    logp = token_logprobs(logits, batch.response_ids)
     ent = None
     if with_entropy:
         with torch.no_grad():
@@ -181,7 +173,7 @@ def reference_outputs(reference, batch: RolloutBatch, keep_logits: bool = False,
     model.eval()
     try:
         with torch.no_grad(), ctx:
-            logp, _, logits = token_logprobs(model, batch, keep_logits=keep_logits, temperature=temperature)
+            logp, _, logits = response_logprobs(model, batch, keep_logits=keep_logits, temperature=temperature)
     finally:
         model.train(was_training)
     return logp, logits

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from reasoner.algos import aggregate, clipped_surrogate, clipped_value_loss, full_vocab_kl, sequence_clipped_surrogate
-from reasoner.rl.batch import RolloutBatch, reference_outputs, response_values, token_logprobs
+from reasoner.algos import POLICY_LOSSES, aggregate, clipped_value_loss, full_vocab_kl
+from reasoner.rl.batch import RolloutBatch, reference_outputs, response_logprobs, response_values
 from reasoner.utils.guard import RefusedStep, StepGuard, check_loss, guarded_step
 
 NonFiniteLoss = RefusedStep  # the name the RL stage and tests catch: a loss, gradient or update the guard refused
@@ -55,7 +55,7 @@ def _weight(plan: UpdatePlan, mask: torch.Tensor, rows: torch.Tensor, mb_rows: t
 @torch.no_grad()
 def no_grad_logprobs(model, batch: RolloutBatch, micro: int, temperature: float = 1.0) -> torch.Tensor:
     """Per-token log-probs of the whole batch under `model` at `temperature` (eval-free: same mode as training)."""
-    parts = [token_logprobs(model, batch.rows(slice(i, i + micro)), temperature=temperature)[0]
+    parts = [response_logprobs(model, batch.rows(slice(i, i + micro)), temperature=temperature)[0]
              for i in range(0, batch.input_ids.size(0), micro)]
     return torch.cat(parts)
 
@@ -85,20 +85,11 @@ def policy_update(model, optimizer, scheduler, batch: RolloutBatch, advantages: 
     update raises it with the step undone.
     """
     B = batch.input_ids.size(0)
-    device = batch.input_ids.device
     guards = [StepGuard(optimizer, "policy", plan.max_grad_norm, plan.max_update_ratio)]
     if critic_optimizer is not None:
         guards.append(StepGuard(critic_optimizer, "critic", plan.max_grad_norm, plan.max_update_ratio))
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}
-
-    def note(key, value, w=1):
-        sums[key] = sums.get(key, 0.0) + float(value) * w
-        counts[key] = counts.get(key, 0) + w
-
+    run = _Pass(model, batch, advantages, mask, plan, ref_logp, reference, critic, old_values, returns)
     stored = [None] * B if old_logp is None else None
-    use_k3 = plan.beta != 0.0 and plan.kl_estimator == "k3"
-    use_full = plan.beta != 0.0 and plan.kl_estimator == "full"
     for epoch in range(plan.epochs):
         for mb in plan.minibatches(B, rng):
             optimizer.zero_grad(set_to_none=True)
@@ -106,49 +97,71 @@ def policy_update(model, optimizer, scheduler, batch: RolloutBatch, advantages: 
                 critic_optimizer.zero_grad(set_to_none=True)
             total = 0.0
             for i in range(0, len(mb), plan.micro_batch):
-                rows = mb[i:i + plan.micro_batch]
-                sub = batch.rows(rows.to(device))
-                m = mask[rows]
-                logp, ent, logits = token_logprobs(model, sub, with_entropy=epoch == 0, keep_logits=use_full,
-                                                   temperature=plan.temperature)
-                if old_logp is not None:
-                    old = old_logp[rows]
-                else:
-                    old = stored_old = logp.detach()
-                    for j, r in enumerate(rows.tolist()):
-                        stored[r] = stored_old[j]
-                adv = advantages[rows]
-                if plan.importance_level == "sequence":
-                    loss, met = sequence_clipped_surrogate(logp, old, adv, m, plan.eps_low, plan.eps_high)
-                else:
-                    loss, met = clipped_surrogate(
-                        logp, old, adv, m, plan.eps_low, plan.eps_high, plan.dual_clip,
-                        ref_logp=ref_logp[rows] if use_k3 else None, beta=plan.beta if use_k3 else 0.0,
-                        aggregation=plan.aggregation, max_len=plan.max_len)
-                if use_full:
-                    ref_logits = reference_outputs(reference, sub, keep_logits=True, temperature=plan.temperature)[1]
-                    kl = full_vocab_kl(logits, ref_logits)
-                    loss = loss + plan.beta * aggregate(kl, m, plan.aggregation, plan.max_len)
-                    met["kl"] = float((kl.detach() * m).sum() / m.sum().clamp(min=1))
-                w = _weight(plan, mask, rows, mb)
-                check_loss("policy loss", loss)
-                (loss * w).backward()
-                total += float(loss.detach()) * w
-                if critic is not None:
-                    values = response_values(critic, sub)
-                    vloss, vmet = clipped_value_loss(values, old_values[rows], returns[rows], m, plan.value_clip)
-                    check_loss("value loss", vloss)
-                    (vloss * len(rows) / len(mb)).backward()
-                    note("value_loss", vmet["value_loss"], len(rows))
-                for k, v in met.items():
-                    note(k, v, len(rows))
-                if ent is not None:
-                    note("entropy", float((ent * m).sum() / m.sum().clamp(min=1)), len(rows))
+                total += run.micro_batch(mb[i:i + plan.micro_batch], mb, epoch, old_logp, stored)
             grad_norm = guarded_step(*guards)[0]
             scheduler.step()
-            note("loss", total)
-            note("grad_norm", grad_norm)
+            run.note("loss", total)
+            run.note("grad_norm", grad_norm)
         if stored is not None:
             old_logp = torch.stack(stored)
             stored = None
-    return {k: sums[k] / max(1, counts[k]) for k in sums}
+    return {k: run.sums[k] / max(1, run.counts[k]) for k in run.sums}
+
+
+class _Pass:
+    """What every micro-batch of one policy_update shares, and the running metric means."""
+
+    def __init__(self, model, batch, advantages, mask, plan, ref_logp, reference, critic, old_values, returns):
+        self.model, self.batch, self.advantages, self.mask, self.plan = model, batch, advantages, mask, plan
+        self.ref_logp, self.reference, self.critic, self.old_values, self.returns = ref_logp, reference, critic, old_values, returns
+        self.use_k3 = plan.beta != 0.0 and plan.kl_estimator == "k3"
+        self.use_full = plan.beta != 0.0 and plan.kl_estimator == "full"
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def note(self, key, value, w=1) -> None:
+        self.sums[key] = self.sums.get(key, 0.0) + float(value) * w
+        self.counts[key] = self.counts.get(key, 0) + w
+
+    def micro_batch(self, rows, mb, epoch: int, old_logp, stored) -> float:
+        """Forward + backward of one micro-batch (policy, and critic if any); its weighted loss."""
+        plan = self.plan
+        sub = self.batch.rows(rows.to(self.batch.input_ids.device))
+        m = self.mask[rows]
+        logp, ent, logits = response_logprobs(self.model, sub, with_entropy=epoch == 0, keep_logits=self.use_full,
+                                              temperature=plan.temperature)
+        if old_logp is not None:
+            old = old_logp[rows]
+        else:
+            old = stored_old = logp.detach()
+            for j, r in enumerate(rows.tolist()):
+                stored[r] = stored_old[j]
+        loss, met = self.surrogate(logp, logits, old, rows, sub, m)
+        w = _weight(plan, self.mask, rows, mb)
+        check_loss("policy loss", loss)
+        (loss * w).backward()
+        if self.critic is not None:
+            values = response_values(self.critic, sub)
+            vloss, vmet = clipped_value_loss(values, self.old_values[rows], self.returns[rows], m, plan.value_clip)
+            check_loss("value loss", vloss)
+            (vloss * len(rows) / len(mb)).backward()
+            self.note("value_loss", vmet["value_loss"], len(rows))
+        for k, v in met.items():
+            self.note(k, v, len(rows))
+        if ent is not None:
+            self.note("entropy", float((ent * m).sum() / m.sum().clamp(min=1)), len(rows))
+        return float(loss.detach()) * w
+
+    def surrogate(self, logp, logits, old, rows, sub, m) -> tuple[torch.Tensor, dict]:
+        """The importance level's clipped surrogate (algos.POLICY_LOSSES) + the KL term."""
+        plan = self.plan
+        loss, met = POLICY_LOSSES[plan.importance_level](
+            logp, old, self.advantages[rows], m, plan.eps_low, plan.eps_high, plan.dual_clip,
+            ref_logp=self.ref_logp[rows] if self.use_k3 else None, beta=plan.beta if self.use_k3 else 0.0,
+            aggregation=plan.aggregation, max_len=plan.max_len)
+        if self.use_full:
+            ref_logits = reference_outputs(self.reference, sub, keep_logits=True, temperature=plan.temperature)[1]
+            kl = full_vocab_kl(logits, ref_logits)
+            loss = loss + plan.beta * aggregate(kl, m, plan.aggregation, plan.max_len)
+            met["kl"] = float((kl.detach() * m).sum() / m.sum().clamp(min=1))
+        return loss, met

@@ -65,7 +65,7 @@ class Sweep:
     """Runs a SweepPlan on problems with one generator and scorer; writes into out_dir."""
 
     def __init__(self, problems, prompts: list[str], generator, scorer, task: SearchTask,
-                 grade: Callable[[str | None, str], bool], out_dir: Path):
+                 grade: Callable[[str | None, object], bool], out_dir: Path):
         self.problems, self.prompts, self.generator, self.scorer = problems, prompts, generator, scorer
         self.task, self.grade, self.out_dir = task, grade, Path(out_dir)
         self.key = problems_key(problems)
@@ -105,8 +105,8 @@ class Sweep:
     def _grade(self, results: list[SearchResult], problems) -> tuple[list[bool], list[bool]]:
         correct, oracle = [], []
         for r, p in zip(results, problems):
-            ok = r.answer is not None and bool(self.grade(r.answer, p.answer))
-            cand = [c["answer"] is not None and bool(self.grade(c["answer"], p.answer)) for c in r.candidates]
+            ok = r.answer is not None and bool(self.grade(r.answer, p))
+            cand = [c["answer"] is not None and bool(self.grade(c["answer"], p)) for c in r.candidates]
             correct.append(ok)
             oracle.append(ok or any(cand))
         return correct, oracle

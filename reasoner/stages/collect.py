@@ -196,7 +196,7 @@ class Collector:
     def sample(self, problem, prompt: str, k: int, completion):
         from reasoner.data import Trajectory, split_steps
 
-        pred, ok = self.task.grade(completion.text, problem.answer, self.cfg.answer_timeout)
+        pred, ok = self.task.grade(completion.text, problem, self.cfg.answer_timeout)
         g = self.cfg.generation
         return Trajectory(
             id=f"{problem.id}/{k}", problem_id=problem.id, prompt=prompt, response=completion.text,

@@ -10,22 +10,12 @@ sweep=[n, ...]: every method of sweep_methods at every budget -> sweep.jsonl, sw
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from reasoner.errors import UserError
+from reasoner.evaluation import sampling_params
 from reasoner.utils.progress import log, progress
-
-
-def sampling_params(gen_cfg, stop: list[str] | None = None):
-    from reasoner.generation.base import SamplingParams
-
-    return SamplingParams(
-        n=gen_cfg.n, temperature=gen_cfg.temperature, top_p=gen_cfg.top_p,
-        max_new_tokens=gen_cfg.max_new_tokens, stop=list(stop if stop is not None else gen_cfg.stop),
-        seed=gen_cfg.seed,
-    )
 
 
 def answer_key(pred: str | None) -> str | None:
@@ -40,7 +30,7 @@ def problem_record(problem, prompt: str, completions, task, ks: list[int], timeo
 
     samples, correct, keys = [], [], []
     for c in completions:
-        pred, ok = task.grade(c.text, problem.answer, timeout)
+        pred, ok = task.grade(c.text, problem, timeout)
         samples.append({"response": c.text, "pred_answer": pred, "correct": ok,
                         "finish_reason": c.finish_reason, "num_tokens": len(c.token_ids)})
         correct.append(ok)
@@ -122,7 +112,8 @@ def run_sample(cfg) -> dict:
     from reasoner.prompts import bound_problems, build_prompt
     from reasoner.tasks import get_task
     from reasoner.utils.io import append_jsonl
-    from reasoner.utils.run import prepare_run_dir, write_text_atomic
+    from reasoner.utils.io import write_json_atomic
+    from reasoner.utils.run import prepare_run_dir
 
     ks = sorted({k for k in cfg.k if k <= cfg.generation.n} | {1})
     task = get_task(cfg.data.name).derive(cfg.grader, cfg.data.answer_fallback)
@@ -165,7 +156,7 @@ def run_sample(cfg) -> dict:
     summary = summarize(ordered, ks)
     summary.update({"model": cfg.model.name_or_path, "data": cfg.data.name, "split": cfg.data.split,
                     "search": cfg.search.name, "temperature": cfg.generation.temperature, "n": cfg.generation.n})
-    write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(run_dir / "summary.json", summary)
     print_summary(summary)
     return summary
 
@@ -176,36 +167,6 @@ def print_summary(summary: dict) -> None:
     for k in keys:
         v = summary.get(k)
         print(f"{k}: {v:.4f}" if isinstance(v, float) and k not in ("wall_s", "tokens_per_s") else f"{k}: {v}")
-
-
-def held_out(data_cfg, problems: int):
-    """The evaluation problems of a training run: the first `problems` of the test split, with
-    corruption off and the draw's default seed, so runs trained on other draws (data.seed) are
-    evaluated on the same problems (`reasoner decode data.split=test data.num_problems=N`)."""
-    from dataclasses import fields, replace
-
-    seed = next(f.default for f in fields(data_cfg) if f.name == "seed")
-    return replace(data_cfg, split="test", seed=seed, num_problems=problems, limit=problems, corrupt_fraction=0.0)
-
-
-def greedy_accuracy(model, tokenizer, data_cfg, model_cfg, batch_size: int = 64, max_new_tokens: int = 128) -> float:
-    """Greedy pass@1 of an in-memory model on a task's problems (for evaluation during training)."""
-    from reasoner.generation.base import SamplingParams
-    from reasoner.generation.hf import HFGenerator
-    from reasoner.prompts import build_prompt
-    from reasoner.tasks import get_task
-
-    task = get_task(data_cfg.name).derive(fallback_last_number=data_cfg.answer_fallback)
-    problems = task.load_problems(data_cfg)
-    prompts = [build_prompt(p.prompt, tokenizer, model_cfg.chat_template, model_cfg.system_prompt, data_cfg.name) for p in problems]
-    was_training = model.training
-    model.eval()
-    outs = HFGenerator(model, tokenizer, batch_size=batch_size).generate(
-        prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens))
-    if was_training:
-        model.train()
-    correct = [task.grade(o[0].text, p.answer).correct for p, o in zip(problems, outs)]
-    return sum(correct) / max(1, len(correct))
 
 
 # --------------------------------------------------------------------------- search and sweeps
@@ -269,8 +230,8 @@ def _setup(cfg):
 
 
 def search_record(problem, prompt: str, result, grade, name: str, n: int) -> dict:
-    cands = [{**c, "correct": grade(c["answer"], problem.answer)} for c in result.candidates]
-    correct = grade(result.answer, problem.answer)
+    cands = [{**c, "correct": grade(c["answer"], problem)} for c in result.candidates]
+    correct = grade(result.answer, problem)
     return {"id": problem.id, "prompt": prompt, "gold_answer": problem.answer, "search": name, "n": n,
             "answer": result.answer, "correct": correct, "response": result.response,
             "oracle": correct or any(c["correct"] for c in cands), "generations": result.generations,
@@ -280,7 +241,8 @@ def search_record(problem, prompt: str, result, grade, name: str, n: int) -> dic
 def run_search(cfg) -> dict:
     from reasoner.search import get_method
     from reasoner.utils.io import append_jsonl
-    from reasoner.utils.run import prepare_run_dir, write_text_atomic
+    from reasoner.utils.io import write_json_atomic
+    from reasoner.utils.run import prepare_run_dir
 
     name, n = cfg.search.name, cfg.generation.n
     params = method_params(cfg, [name])[name]
@@ -322,7 +284,7 @@ def run_search(cfg) -> dict:
                "tokens_per_s": rate,
                "model": cfg.model.name_or_path, "data": cfg.data.name, "split": cfg.data.split,
                "search": name, "n": n, "params": params, "scorer": cfg.scorer.kind}
-    write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(run_dir / "summary.json", summary)
     for key in ("problems", "accuracy", "oracle", "generations_per_problem", "tokens_per_problem", "generated_tokens",
                 "wall_s", "tokens_per_s"):
         v = summary[key]
@@ -342,7 +304,8 @@ def run_sweep(cfg) -> dict:
     """Accuracy vs budget for every method of sweep_methods (default: search.name)."""
     from reasoner.search.report import markdown_table, plot
     from reasoner.search.sweep import Sweep, SweepPlan
-    from reasoner.utils.run import prepare_run_dir, write_text_atomic
+    from reasoner.utils.io import write_json_atomic, write_text_atomic
+    from reasoner.utils.run import prepare_run_dir
 
     budgets = sweep_budgets(cfg.sweep)
     names = list(dict.fromkeys(cfg.sweep_methods or [cfg.search.name]))
@@ -355,6 +318,6 @@ def run_sweep(cfg) -> dict:
     plot(cells, run_dir / "sweep.png", title)
     summary = {"problems": len(problems), "budgets": budgets, "methods": names, "cells": cells,
                "model": cfg.model.name_or_path, "data": cfg.data.name, "scorer": cfg.scorer.kind}
-    write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(run_dir / "summary.json", summary)
     print(markdown_table(cells).split("\n\nEvery cell")[0])
     return summary

@@ -13,7 +13,6 @@ Outputs: samples.jsonl (when sampling), scores.jsonl (per solution), summary.jso
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -73,7 +72,7 @@ def sample_examples(cfg, task, out_path: Path):
                 for j, c in enumerate(outs):
                     steps = task.split_steps(c.text)
                     truth = task.check_steps(p, steps)
-                    pred, ok = task.grade(c.text, p.answer)
+                    pred, ok = task.grade(c.text, p)
                     trajs.append(Trajectory(id=f"{p.id}/{j}", problem_id=p.id, prompt=prompt, response=c.text, steps=steps,
                                             pred_answer=pred, reward=1.0 if ok else 0.0,
                                             step_labels=[1.0 if v else 0.0 for v in truth],
@@ -94,7 +93,8 @@ def run(cfg) -> dict:
     from reasoner.scoring import load_scorer
     from reasoner.tasks import get_task
     from reasoner.utils.io import write_jsonl_atomic
-    from reasoner.utils.run import prepare_run_dir, write_text_atomic
+    from reasoner.utils.io import write_json_atomic
+    from reasoner.utils.run import prepare_run_dir
 
     validate(cfg)
     task = get_task(cfg.data.name).derive(fallback_last_number=cfg.data.answer_fallback)
@@ -127,6 +127,6 @@ def run(cfg) -> dict:
                "eval_file": cfg.eval_file or str(run_dir / "samples.jsonl"),
                "outcome_accuracy": sum(ex.outcome for ex in kept) / len(kept),
                "wall_s": round(time.time() - started, 1)}
-    write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(run_dir / "summary.json", summary)
     print(format_table(summary))
     return summary

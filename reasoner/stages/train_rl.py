@@ -1,19 +1,13 @@
-"""`reasoner train-rl`: one command, online or offline RL chosen by `algo=`."""
+"""`reasoner train-rl`: one command, online or offline RL, the algorithm chosen by `algo=`."""
 
 from __future__ import annotations
 
-from reasoner.errors import UserError
 
-ONLINE = ("grpo", "rloo", "ppo", "prime", "rlep")
-OFFLINE = ("oreo", "rft", "dpo")
+def run(cfg) -> dict:
+    from reasoner.algos.registry import get_algorithm
 
-
-def run(cfg):
-    name = cfg.algo.name
-    if name in ONLINE:
+    if get_algorithm(cfg.algo.name).kind == "online":
         from reasoner.stages import train_rl_online as stage
-    elif name in OFFLINE:
-        from reasoner.stages import train_rl_offline as stage
     else:
-        raise UserError(f"config: algo.name must be one of {', '.join(ONLINE + OFFLINE)}, got '{name}'")
+        from reasoner.stages import train_rl_offline as stage
     return stage.run(cfg)

@@ -15,7 +15,6 @@ Checkpoints of older reasoners (a pickled trainer.pt) are refused, not loaded.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from pathlib import Path
@@ -117,6 +116,7 @@ def save_checkpoint(ckpt_root: Path, step: int, models: dict[str, torch.nn.Modul
     """Atomically write step-N/ with each model's trainable weights and the trainer state;
     UserError (nothing written) if any weight or optimiser tensor is not finite."""
     from reasoner.utils.guard import require_finite
+    from reasoner.utils.io import atomic_dir
     from safetensors.torch import save_file
 
     ckpt_root = Path(ckpt_root)
@@ -125,18 +125,10 @@ def save_checkpoint(ckpt_root: Path, step: int, models: dict[str, torch.nn.Modul
                "state": state, "rng": rng_state()}
     tree = encode(payload, tensors)
     require_finite(tensors, f"checkpoint {PREFIX}{step}", ckpt_root)
-    ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"{PREFIX}{step}"
-    tmp = ckpt_root / f".tmp-{PREFIX}{step}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file(tensors, str(tmp / TENSORS))
-    (tmp / STATE).write_text(json.dumps(tree), encoding="utf-8")
-    for name in (TENSORS, STATE):
-        with open(tmp / name, "rb") as fh:
-            os.fsync(fh.fileno())
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:
+        save_file(tensors, str(tmp / TENSORS))
+        (tmp / STATE).write_text(json.dumps(tree), encoding="utf-8")
     for old in list_checkpoints(ckpt_root)[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final

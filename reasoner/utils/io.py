@@ -1,18 +1,21 @@
 """Crash-safe JSON / JSON-lines files.
 
 Whole-file writes go through a temp file in the same directory + fsync + os.replace, so a reader
-sees the old file or the new one, never half of one. Appends write complete lines in one call and
-fsync, so a SIGKILL can at worst leave one torn trailing line, which `read_jsonl_tolerant` drops
-and `append_jsonl` repairs before writing.
+sees the old file or the new one, never half of one; whole directories (checkpoints, copied model
+dirs) the same way through `atomic_dir`. Appends write complete lines in one call and fsync, so a
+SIGKILL can at worst leave one torn trailing line, which `read_jsonl_tolerant` drops and
+`append_jsonl` repairs before writing. This module is the one place that does temp-then-rename.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from reasoner.errors import DataError
 
@@ -62,6 +65,50 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Replace `path` with `text` (UTF-8) atomically."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            with open(Path(dirpath) / name, "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(Path(dirpath))
+
+
+@contextmanager
+def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temp directory beside `final` to write into; when the block ends without
+    an error its files are fsynced and it takes the place of `final` (an old `final` is moved
+    aside first and removed after), so a crash leaves the old directory or the new one, never
+    half of one. On an error the temp directory is removed and `final` is untouched."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    trash = None
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        if final.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            os.replace(final, trash / final.name)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+
+
+def copy_dir_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy the directory `src` to `dst` through `atomic_dir` (an existing `dst` is replaced)."""
+    with atomic_dir(dst) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+    return Path(dst)
+
+
 def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[Any]) -> None:
     """Write all records as JSON lines, replacing the file atomically."""
     write_bytes_atomic(path, _jsonl_bytes(records))
@@ -69,8 +116,7 @@ def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[Any]) -> None:
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
     """Write one JSON document atomically (summaries, configs)."""
-    text = json.dumps(_as_dict(obj), ensure_ascii=False, indent=indent) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"))
+    write_text_atomic(path, json.dumps(_as_dict(obj), ensure_ascii=False, indent=indent) + "\n")
 
 
 def _repair_tail(fd: int) -> bytes:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import reasoner
 from reasoner.errors import UserError
+from reasoner.utils.io import write_text_atomic  # noqa: F401  (the one atomic writer; imported from here too)
 
 
 def git_sha() -> str | None:
@@ -79,12 +80,3 @@ def prepare_run_dir(cfg, command: str) -> Path:
     return run_dir
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temp file + fsync + rename so a crash never leaves half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

@@ -1,11 +1,8 @@
-"""Pieces every training stage shares: optimiser, LR schedule, batching, metrics log."""
+"""Pieces every trainer shares: optimiser, LR schedule, the seeded epoch order, padding."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from pathlib import Path
 from typing import Iterable
 
 import torch
@@ -68,54 +65,3 @@ def pad_batch(seqs: list[list[int]], pad_id: int, labels: list[list[int]] | None
         if lab is not None:
             lab[i, sl] = torch.tensor(labels[i], dtype=torch.long)
     return (ids, mask, lab) if labels is not None else (ids, mask)
-
-
-class MetricsLog:
-    """Append-only metrics.jsonl; on resume, lines past the resumed step are dropped first."""
-
-    def __init__(self, path: Path, resume_step: int = 0):
-        self.path = Path(path)
-        if self.path.exists():
-            kept = []
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if rec.get("step", 0) <= resume_step:
-                    kept.append(line)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-            os.replace(tmp, self.path)
-
-    def write(self, record: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-            fh.flush()
-
-
-class TrainState:
-    """What a supervised training loop (train-sft, train-prm) starts from: the step plan, the
-    optimiser, its guard and scheduler, and — when the run directory holds checkpoints and resume
-    is on — the state of the last one, so a rerun continues exactly where a crash left it."""
-
-    def __init__(self, cfg, model, n_items: int, run_dir: Path, model_key: str, log):
-        from reasoner.utils import checkpoint as ckpt
-        from reasoner.utils.guard import StepGuard
-
-        self.per_step = cfg.batch_size * cfg.grad_accum
-        self.steps_per_epoch = max(1, n_items // self.per_step)
-        self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
-        self.optimizer = build_optimizer(model.parameters(), cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.betas)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim.schedule, cfg.optim.warmup_steps, self.total_steps)
-        self.guard = StepGuard.for_config(self.optimizer, model_key, cfg.optim)
-        self.step = 0
-        self.ckpt_root = run_dir / "checkpoints"
-        existing = ckpt.list_checkpoints(self.ckpt_root) if cfg.resume else []
-        if existing:
-            state = ckpt.load_checkpoint(existing[-1], {model_key: model})
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            self.step = state["step"]
-            log(f"resumed from {existing[-1]} (step {self.step}/{self.total_steps})")
-        self.metrics = MetricsLog(run_dir / "metrics.jsonl", resume_step=self.step)

@@ -197,8 +197,9 @@ def test_online_rl_steps_on_vllm_push_the_trained_weights(vgen, tmp_path):
 
     from reasoner import config
     from reasoner.models import load_policy
+    from reasoner.algos.registry import get_algorithm
+    from reasoner.rl.recipe import OnlineRecipe
     from reasoner.rl.rewards import RewardModel
-    from reasoner.stages.train_rl_online import Trainer
     from reasoner.tasks import get_task
 
     cfg = config.load("train_rl", [f"model.name_or_path={vgen.model_dir}", "model.chat_template=none", "data.num_problems=8",
@@ -209,11 +210,13 @@ def test_online_rl_steps_on_vllm_push_the_trained_weights(vgen, tmp_path):
     model, tok = load_policy(cfg.model)
     task = get_task("arith")
     before = [p.detach().clone() for p in model.parameters()]
-    trainer = Trainer(cfg, Path(cfg.run_dir), model, tok, task.load_problems(cfg.data), task,
-                      RewardModel(cfg.reward, task), None)
+    trainer = OnlineRecipe(cfg, get_algorithm("grpo")(cfg), model, tok, task.load_problems(cfg.data), task,
+                           RewardModel(cfg.reward, task))
+    Path(cfg.run_dir).mkdir(parents=True)
+    trainer.setup(Path(cfg.run_dir))
     try:
-        for _ in range(2):
-            metrics, _ = trainer.step()
+        for step in range(2):
+            metrics = trainer.train_step(step).metrics
             assert metrics["rollouts"] > 0 and "loss" in metrics
         assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
         trainer.generator.update_weights(model)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reasoner.algos import full_vocab_kl, k3, oreo_value_loss
+from reasoner.algos import full_vocab_kl, k3, oreo_value_loss, token_logprobs
 from reasoner.config import ModelConfig, TinyConfig
 from reasoner.offline.data import Sequence, collate
-from reasoner.offline.objectives import oreo_losses, states, token_logprobs
+from reasoner.offline.objectives import oreo_losses, states
 
 TINY = TinyConfig(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64)
 
@@ -117,3 +117,24 @@ def test_states_per_level_by_hand():
     # err = [.2 + .5*(1+6) - 1, .3 + .5*6 - 1] = [2.7, 2.3] -> (7.29 + 5.29) / 2
     loss, _ = oreo_value_loss(*states(b, "step", values, rho)[:2], states(b, "step", values, rho)[2], b["rewards"], 0.5)
     assert loss.item() == pytest.approx((7.29 + 5.29) / 2)
+
+
+def test_rft_is_sfts_loss_on_the_response_tokens():
+    """RFT is written once: SFT's response loss (train.sft) on the collated samples, the same
+    number as SFT's own batching of those (prompt, response) ids, and the mean response-token NLL."""
+    from reasoner.offline.objectives import rft_loss
+    from reasoner.train.sft import response_loss
+    from reasoner.utils.train import pad_batch
+
+    policy, _, _, tok = models()
+    prompt = tok("Compute: 1 + 2")["input_ids"]
+    responses = [tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for t in ("Answer: 3", "1 + 2 = 3\nAnswer: 3")]
+    seqs = [Sequence("p", prompt, r, [0] * len(r), 1.0) for r in responses]
+    b = collate(seqs, tok.pad_token_id)
+    loss, metrics = rft_loss(policy, b)
+    x, mask, lab = pad_batch([prompt + r for r in responses], tok.pad_token_id, [[-100] * len(prompt) + r for r in responses])
+    total, n = response_loss(policy, x, mask, lab)
+    assert n == sum(map(len, responses)) and float(loss) == pytest.approx(float(total) / n, rel=1e-6)
+    logp = token_logprobs(policy(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1], b["targets"])
+    assert float(loss) == pytest.approx(float(-(logp * b["action_mask"]).sum() / b["action_mask"].sum()), rel=1e-5)
+    assert metrics["sft_loss"] == float(loss.detach())

@@ -79,7 +79,7 @@ def test_scoring_reads_where_training_trains(tmp_path):
     from reasoner.prm.examples import StepExample
     from reasoner.prm.model import PRMSpec
     from reasoner.scoring import DiscriminativeScorer
-    from reasoner.stages.train_prm import batch_loss, encode_items
+    from reasoner.prm.train import batch_loss, encode_items
 
     model, tok = load_policy(ModelConfig(device="cpu", seed=3, tiny=TinyConfig(hidden_size=32, num_layers=2, num_heads=2,
                                                                                 num_kv_heads=1, intermediate_size=64)))

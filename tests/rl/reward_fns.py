@@ -36,3 +36,9 @@ def flat_on_even_answers(prompts, completions, **cols):
     group for dynamic sampling to drop), `char_checksum` otherwise."""
     varied = char_checksum(prompts, completions)
     return [0.5 if int(a) % 2 == 0 else v for a, v in zip(cols["answer"], varied)]
+
+
+def by_difficulty(prompts, completions, difficulty, **cols):
+    """A dataset's own column (a jsonl record's extra field) as the reward."""
+    assert len(difficulty) == len(completions) == len(cols["answer"])
+    return [float(d) for d in difficulty]

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from reasoner import config
 from reasoner.models import load_policy, load_value_model
-from reasoner.rl.batch import build_batch, gather_logprobs, response_values, token_logprobs
+from reasoner.algos import token_logprobs as gather_logprobs
+from reasoner.rl.batch import build_batch, response_values
+from reasoner.rl.batch import response_logprobs as token_logprobs
 from tests.conftest import TINY
 
 
-def _model():
+def _model(arch: str = "llama"):
     torch.manual_seed(0)
-    model, tok = load_policy(config.load("train_rl", TINY).model)
+    model, tok = load_policy(config.load("train_rl", [*TINY, f"model.tiny.arch={arch}"]).model)
     return model.eval(), tok
 
 
@@ -84,11 +87,33 @@ def _logits_and_grads(model, fn, batch):
     return logits.detach(), [p.grad.clone() for p in model.parameters()]
 
 
-def test_shared_prompt_pass_equals_the_full_pass():
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_shared_prompt_pass_is_taken(arch):
+    """Not silently the full pass: the distinct prompts run once (with a KV cache), then all
+    rows' responses; never one forward over every row's prompt + response."""
+    from reasoner.rl.batch import _shared_prompts, response_logits
+
+    model, tok = _model(arch)
+    model.train()
+    batch = _grouped_batch(tok)
+    assert _shared_prompts(model, batch) is not None
+    shapes = []
+    hook = model.register_forward_pre_hook(lambda m, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
+                                           with_kwargs=True)
+    try:
+        response_logits(model, batch)
+    finally:
+        hook.remove()
+    P, T = batch.prompt_width, batch.response_mask.size(1)
+    assert shapes == [(2, P), (5, T - 1)]
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_shared_prompt_pass_equals_the_full_pass(arch):
     """A group's prompt runs once; logits and gradients are those of the one-pass layout."""
     from reasoner.rl.batch import _full_logits, _shared_prompts, response_logits
 
-    model, tok = _model()
+    model, tok = _model(arch)
     model.train()
     batch = _grouped_batch(tok)
     first, inverse = _shared_prompts(model, batch)
@@ -108,13 +133,15 @@ def test_distinct_prompts_or_checkpointing_take_the_full_pass():
     batch = _grouped_batch(tok)
     assert _shared_prompts(model, batch.rows(torch.tensor([0, 3]))) is None  # nothing shared
     model.train()
-    model.activation_checkpointing_enable()
+    # later 5.x releases renamed gradient_checkpointing_* to activation_checkpointing_* (old names warn)
+    prefix = "activation" if hasattr(model, "activation_checkpointing_enable") else "gradient"
+    getattr(model, f"{prefix}_checkpointing_enable")()
     try:
         assert _shared_prompts(model, batch) is None
         with torch.no_grad():  # checkpointed layers drop the cache in training mode even here
             assert _shared_prompts(model, batch) is None
     finally:
-        model.activation_checkpointing_disable()
+        getattr(model, f"{prefix}_checkpointing_disable")()
 
 
 def test_logprobs_at_the_sampling_temperature_match_trl():
@@ -125,7 +152,7 @@ def test_logprobs_at_the_sampling_temperature_match_trl():
 
     import pytest
 
-    trl_utils = pytest.importorskip("trl.trainer.utils")
+    import trl.trainer.utils as trl_utils  # the dev extra installs trl: never skip a TRL equivalence test
     model, tok = _model()
     prompt = tok("Compute: 1 + 2")["input_ids"]
     comps = [tok(t, add_special_tokens=False)["input_ids"] for t in ("1 + 2 = 3\nAnswer: 3", "Answer: 4")]

@@ -10,7 +10,8 @@ import torch
 
 from reasoner import config
 from reasoner.models import load_policy
-from reasoner.rl.batch import build_batch, token_logprobs
+from reasoner.rl.batch import build_batch
+from reasoner.rl.batch import response_logprobs as token_logprobs
 from reasoner.rl.update import NonFiniteLoss, UpdatePlan, policy_update
 from reasoner.utils.train import build_optimizer, build_scheduler
 from tests.conftest import TINY

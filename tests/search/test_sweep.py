@@ -16,7 +16,7 @@ TASK = SearchTask(step_separator="\n", answer_style="answer")
 def make(tmp_path, policy, count=4):
     problems = [SimpleNamespace(id=f"p{i}", answer=RIGHT) for i in range(count)]
     prompts = [f"Q{i}\n" for i in range(count)]
-    return Sweep(problems, prompts, policy, LineScorer(), TASK, lambda a, b: a == b, tmp_path)
+    return Sweep(problems, prompts, policy, LineScorer(), TASK, lambda a, problem: a == problem.answer, tmp_path)
 
 
 def test_pool_is_drawn_once_and_cells_are_charged_for_their_prefix(tmp_path):

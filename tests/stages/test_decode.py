@@ -139,7 +139,7 @@ def test_sweep_writes_cells_table_and_plot_and_resumes(tmp_path, tiny_prm, cli):
 
 def test_held_out_problems_do_not_depend_on_the_training_draw():
     """In-training evaluation reads the same test problems whatever data.seed the run trains on."""
-    from reasoner.stages.decode import held_out
+    from reasoner.evaluation import held_out
     from reasoner.tasks import get_task
 
     task = get_task("arith")

@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from reasoner import config
 from reasoner.stages import sft
+from reasoner.train import sft as sft_recipe
 from tests.conftest import TINY
 
 
@@ -58,7 +59,7 @@ def test_sft_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
     sft.run(sft_cfg(whole, "max_steps=6", "save_every=3"))
 
     crashed = tmp_path / "crashed"
-    real_loss = sft.response_loss
+    real_loss = sft_recipe.response_loss
     calls = {"n": 0}
 
     def crash_on_fifth_step(*args, **kwargs):
@@ -67,10 +68,10 @@ def test_sft_resumes_exactly_after_a_crash(tmp_path, monkeypatch):
             raise RuntimeError("simulated crash")
         return real_loss(*args, **kwargs)
 
-    monkeypatch.setattr(sft, "response_loss", crash_on_fifth_step)
+    monkeypatch.setattr(sft_recipe, "response_loss", crash_on_fifth_step)
     with pytest.raises(RuntimeError, match="simulated crash"):
         sft.run(sft_cfg(crashed, "max_steps=6", "save_every=3"))
-    monkeypatch.setattr(sft, "response_loss", real_loss)
+    monkeypatch.setattr(sft_recipe, "response_loss", real_loss)
     sft.run(sft_cfg(crashed, "max_steps=6", "save_every=3"))
 
     assert losses(crashed) == pytest.approx(losses(whole), rel=1e-5)

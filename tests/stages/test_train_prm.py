@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from reasoner import config
 from reasoner.config import ScorerConfig
 from reasoner.scoring import load_scorer
+from reasoner.prm import train as prm_recipe
 from reasoner.stages import train_prm
 from tests.conftest import TINY
 from tests.prm.gym_data import gym_trajectories, parity_trajectories, write_jsonl
@@ -98,7 +99,7 @@ def test_trl_format_and_unlabelled_steps(tmp_path, files):
 def test_resumes_exactly_after_a_crash(tmp_path, files, monkeypatch):
     whole, crashed = tmp_path / "whole", tmp_path / "crashed"
     train_prm.run(prm_cfg(whole, files["gym"], "max_steps=4", "save_every=2", "batch_size=4"))
-    real = train_prm.batch_loss
+    real = prm_recipe.batch_loss
     calls = {"n": 0}
 
     def crash_on_third_step(*args, **kwargs):
@@ -107,10 +108,10 @@ def test_resumes_exactly_after_a_crash(tmp_path, files, monkeypatch):
             raise RuntimeError("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_prm, "batch_loss", crash_on_third_step)
+    monkeypatch.setattr(prm_recipe, "batch_loss", crash_on_third_step)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_prm.run(prm_cfg(crashed, files["gym"], "max_steps=4", "save_every=2", "batch_size=4"))
-    monkeypatch.setattr(train_prm, "batch_loss", real)
+    monkeypatch.setattr(prm_recipe, "batch_loss", real)
     train_prm.run(prm_cfg(crashed, files["gym"], "max_steps=4", "save_every=2", "batch_size=4"))
 
     def losses(d):

@@ -80,16 +80,16 @@ def test_each_algorithm_raises_a_learnable_reward(tmp_path, algo):
 def test_dynamic_sampling_trains_only_on_groups_with_differing_rewards(tmp_path, monkeypatch):
     """DAPO's dynamic sampling: groups of equal rewards are dropped and more prompts are drawn
     (up to max_sampling_rounds); every generated rollout is counted, only kept groups are trained."""
-    from reasoner.stages import train_rl_online
+    from reasoner.rl.recipe import OnlineRecipe
 
     trained = []
-    update = train_rl_online.Trainer._update
+    update = OnlineRecipe.update
 
     def spy(self, roll, rewards, rng):
         trained.append((list(roll.sizes), [s.problem.answer for s in roll.samples]))
         return update(self, roll, rewards, rng)
 
-    monkeypatch.setattr(train_rl_online.Trainer, "_update", spy)
+    monkeypatch.setattr(OnlineRecipe, "update", spy)
     recs = _run(tmp_path, "ds", "algo=dapo", "steps=3", "prompts_per_step=4", "algo.max_sampling_rounds=4",
                 "reward.kind=custom", "reward.function=tests.rl.reward_fns:flat_on_even_answers", "eval_every=0")
     assert len(trained) == 3
@@ -113,13 +113,11 @@ def test_dynamic_sampling_round_zero_is_the_plain_step():
 def test_pool_records_keep_the_answer_the_reward_pass_graded():
     """pool.jsonl holds the verifier's own pred_answer (GSM8K's last-number fallback included),
     never null beside reward 1."""
-    from types import SimpleNamespace
-
     from reasoner.config import RewardConfig
     from reasoner.data import Problem
     from reasoner.rl.rewards import RewardModel
+    from reasoner.rl.recipe import correct_records
     from reasoner.rl.rollouts import Sample, concat_rewards
-    from reasoner.stages.train_rl_online import Trainer
     from reasoner.tasks import get_task
 
     task = get_task("gsm8k")
@@ -127,8 +125,8 @@ def test_pool_records_keep_the_answer_the_reward_pass_graded():
     texts = ["She has 3 + 4 = 7 apples.", "3 + 4 = 7\n#### 7", "She has 8."]
     samples = [Sample(problem, "Q", [1], [2, 3], t, False) for t in texts]
     graded = RewardModel(RewardConfig(), task)([problem] * 3, ["Q"] * 3, texts, [[2, 3]] * 3)
-    rewards = concat_rewards([graded])  # as Trainer.step joins its sampling rounds
-    rows = Trainer._correct_records(SimpleNamespace(step_no=0, algo="grpo"), samples, rewards, [0, 1, 2])
+    rewards = concat_rewards([graded])  # as OnlineRecipe.train_step joins its sampling rounds
+    rows = correct_records(samples, rewards, [0, 1, 2], 0, "grpo")
     assert [(r["response"], r["pred_answer"], r["reward"]) for r in rows] == [(texts[0], "7", 1.0), (texts[1], "7", 1.0)]
 
 
@@ -138,14 +136,14 @@ def test_online_update_takes_every_logprob_at_the_sampling_temperature(tmp_path,
     from reasoner.rl import batch, update
 
     seen = []
-    real = batch.token_logprobs
+    real = batch.response_logprobs
 
     def spy(*args, temperature=1.0, **kwargs):
         seen.append(temperature)
         return real(*args, temperature=temperature, **kwargs)
 
-    monkeypatch.setattr(batch, "token_logprobs", spy)   # reference passes
-    monkeypatch.setattr(update, "token_logprobs", spy)  # policy and old passes
+    monkeypatch.setattr(batch, "response_logprobs", spy)   # reference passes
+    monkeypatch.setattr(update, "response_logprobs", spy)  # policy and old passes
     recs = _run(tmp_path, kl, "algo=grpo", "steps=1", "generation.temperature=0.7", "algo.beta=0.05",
                 f"algo.kl_estimator={kl}", "algo.minibatch_size=4", "eval_every=0")
     assert "kl" in recs[0] and len(seen) >= 3 and set(seen) == {0.7}
@@ -218,26 +216,26 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
 def test_resume_from_an_earlier_checkpoint_writes_each_pool_record_once(tmp_path, monkeypatch):
     """pool.jsonl gets each step's correct trajectories once across a crash and a resume from an
     earlier checkpoint (the steps after it run again and used to append theirs a second time)."""
-    from reasoner.stages import train_rl_online as online
+    from reasoner.rl import recipe as online
 
-    def correct_records(self, samples, rewards, fresh):   # one "verified" record per step
-        return [{"id": f"p/rl{self.step_no}", "problem_id": "p", "prompt": "q", "response": "Answer: 1",
-                 "steps": ["Answer: 1"], "pred_answer": "1", "reward": 1.0, "meta": {"step": self.step_no + 1}}]
+    def correct_records(samples, rewards, fresh, step, algo):   # one "verified" record per step
+        return [{"id": f"p/rl{step}", "problem_id": "p", "prompt": "q", "response": "Answer: 1",
+                 "steps": ["Answer: 1"], "pred_answer": "1", "reward": 1.0, "meta": {"step": step + 1}}]
 
-    real_step = online.Trainer.step
+    real_step = online.OnlineRecipe.train_step
 
-    def crash_before_step_4(self):
-        if self.step_no == 3:
+    def crash_before_step_4(self, step):
+        if step == 3:
             raise KeyboardInterrupt   # after step 3 appended its records, before the next checkpoint
-        return real_step(self)
+        return real_step(self, step)
 
-    monkeypatch.setattr(online.Trainer, "_correct_records", correct_records)
-    monkeypatch.setattr(online.Trainer, "step", crash_before_step_4)
+    monkeypatch.setattr(online, "correct_records", correct_records)
+    monkeypatch.setattr(online.OnlineRecipe, "train_step", crash_before_step_4)
     args = ("steps=4", "save_every=2", "eval_every=0")
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, "pool", *args)
     pool = tmp_path / "pool" / "pool.jsonl"
     assert [json.loads(x)["meta"]["step"] for x in pool.read_text().splitlines()] == [1, 2, 3]
-    monkeypatch.setattr(online.Trainer, "step", real_step)
+    monkeypatch.setattr(online.OnlineRecipe, "train_step", real_step)
     _run(tmp_path, "pool", *args)                       # resumes from step-2: steps 3 and 4 run again
     assert [json.loads(x)["meta"]["step"] for x in pool.read_text().splitlines()] == [1, 2, 3, 4]

@@ -88,15 +88,16 @@ def test_sft_at_lr_1e30_exits_2_at_step_1_and_saves_nothing(cli, tmp_path):
 
 def test_sft_nan_gradient_behind_a_finite_loss_stops_before_the_step(tmp_path, monkeypatch):
     from reasoner.stages import sft
+    from reasoner.train import sft as sft_recipe
 
-    real, calls = sft.response_loss, {"n": 0}
+    real, calls = sft_recipe.response_loss, {"n": 0}
 
     def nan_grads_on_third_step(model, *args):
         calls["n"] += 1
         loss, n = real(model, *args)
         return (loss + nan_grad_term(model) if calls["n"] == 3 else loss), n
 
-    monkeypatch.setattr(sft, "response_loss", nan_grads_on_third_step)
+    monkeypatch.setattr(sft_recipe, "response_loss", nan_grads_on_third_step)
     with pytest.raises(UserError, match=r"^train-sft: policy gradient norm is nan at step 3; step refused, "
                                         r"stopped without saving \(last good checkpoint kept: .*step-2\)$"):
         sft.run(config.load("train_sft", SFT + [f"run_dir={tmp_path}", "max_steps=5", "optim.lr=3e-3"]))
@@ -113,16 +114,17 @@ def test_prm_at_lr_1e30_exits_2_at_step_1_and_saves_nothing(cli, tmp_path, prm_f
 
 
 def test_prm_nan_gradient_behind_a_finite_loss_stops_before_the_step(tmp_path, prm_file, monkeypatch):
+    from reasoner.prm import train as prm_recipe
     from reasoner.stages import train_prm
 
-    real, calls = train_prm.batch_loss, {"n": 0}
+    real, calls = prm_recipe.batch_loss, {"n": 0}
 
     def nan_grads_on_third_step(model, *args):
         calls["n"] += 1
         loss, mets = real(model, *args)
         return (loss + nan_grad_term(model) if calls["n"] == 3 else loss), mets
 
-    monkeypatch.setattr(train_prm, "batch_loss", nan_grads_on_third_step)
+    monkeypatch.setattr(prm_recipe, "batch_loss", nan_grads_on_third_step)
     with pytest.raises(UserError, match=r"^train-prm: prm gradient norm is nan at step 3; .*last good checkpoint kept: .*step-2\)$"):
         train_prm.run(config.load("train_prm", PRM + [f"train_file={prm_file}", f"run_dir={tmp_path}", "max_steps=5"]))
     assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["step-2"]

@@ -166,7 +166,7 @@ def test_tiny_space_is_cycled_and_still_disjoint():
 
 
 def test_registry():
-    assert set(TASKS) == {"arith", "gsm8k", "math500", "jsonl"}
+    assert set(TASKS) == {"arith", "gsm8k", "math500", "jsonl", "reasoning_gym"}
     with pytest.raises(UserError, match="not a known task"):
         get_task("mnist")
 

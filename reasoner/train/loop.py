@@ -1,0 +1,148 @@
+"""The one training loop: runs any `Recipe` from its first (or resumed) step to its last.
+
+It owns everything around the steps, the same way for every trainer:
+- progress: a rich bar on a terminal, else a periodic line (`train.progress`); tokens/s;
+- the guard: a step the guard refuses (`utils.guard.RefusedStep`) stops the run with one line
+  naming the step and the last good checkpoint (exit 2), and no final model is written;
+- checkpoints every `save_every` steps (atomic, finite-only: `utils.checkpoint`) and exact resume
+  from the last one (weights, the recipe's state, RNG);
+- metrics: one record every `log_every` steps, on eval steps and on the last step, to the one
+  sink (`train.sinks`: metrics.jsonl, TensorBoard, W&B); on resume the records past the
+  checkpoint are dropped first, since those steps run again;
+- the eval hook: `recipe.evaluate()` every `eval_every` steps (and on the last step unless the
+  recipe reports its final accuracy itself);
+- the end: every model checked finite, `recipe.save_final`, summary.json (+ wall_s) written atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from reasoner.train.progress import StepProgress
+from reasoner.train.sinks import MetricSink
+from reasoner.utils import checkpoint as ckpt
+from reasoner.utils.guard import RefusedStep, require_finite_model, stop_error
+from reasoner.utils.progress import log
+
+SUMMARY = "summary.json"
+
+
+@dataclass
+class LoopOptions:
+    log_every: int = 1
+    save_every: int = 0  # 0: no checkpoints
+    eval_every: int = 0  # 0: no evaluation during training
+    resume: bool = True
+    tensorboard: bool = False
+    wandb: bool = False
+    config: dict | None = None  # the run's config, for W&B
+
+    @classmethod
+    def from_config(cls, cfg) -> "LoopOptions":
+        """The loop keys every training command has (eval_every where the command has it)."""
+        from reasoner.config import to_dict
+
+        return cls(log_every=max(1, cfg.log_every), save_every=cfg.save_every or 0,
+                   eval_every=getattr(cfg, "eval_every", 0) or 0, resume=cfg.resume,
+                   tensorboard=cfg.tensorboard, wandb=cfg.wandb, config=to_dict(cfg))
+
+
+class _Meter:
+    """Wall time, tokens/s of the steps since the last record, the last evaluation."""
+
+    def __init__(self):
+        self.started = time.time()
+        self.tokens = 0
+        self.seconds = 0.0
+        self.shown: float | None = None  # the rate of the last closed window
+        self.last_eval: float | None = None
+
+    def add(self, tokens: int, seconds: float) -> None:
+        self.tokens += tokens
+        self.seconds += seconds
+
+    def rate(self) -> float | None:
+        """Tokens/s of the open window (the last closed one's when it is empty)."""
+        return round(self.tokens / max(self.seconds, 1e-9), 1) if self.seconds > 0 else self.shown
+
+    def close_window(self) -> float:
+        """The open window's tokens/s (0.0 when empty), starting a new window."""
+        self.shown = self.rate() or 0.0
+        self.tokens, self.seconds = 0, 0.0
+        return self.shown
+
+
+def train(recipe, out_dir, options: LoopOptions | None = None) -> dict:
+    """Run `recipe` to its last step in `out_dir` (resuming from its last checkpoint when
+    options.resume); returns the summary, also written to out_dir/summary.json."""
+    options = options or LoopOptions()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_root = out_dir / "checkpoints"
+    recipe.setup(out_dir)
+    start = _resume(recipe, ckpt_root, options.resume)
+    recipe.start(start)
+    sink = MetricSink(out_dir, start, options.tensorboard, options.wandb, options.config)
+    log(recipe.describe() + f", out={out_dir}")
+    meter = _Meter()
+    try:
+        with StepProgress(recipe.name, recipe.total_steps, start) as bar:
+            for step in range(start, recipe.total_steps):
+                _one_step(recipe, step, options, ckpt_root, sink, meter, bar)
+    finally:
+        sink.close()
+    return _finish(recipe, out_dir, ckpt_root, meter)
+
+
+def _resume(recipe, ckpt_root: Path, resume: bool) -> int:
+    """The step to start from: the last checkpoint's (its state loaded into the recipe), or 0."""
+    existing = ckpt.list_checkpoints(ckpt_root) if resume else []
+    if not existing:
+        return 0
+    state = ckpt.load_checkpoint(existing[-1], recipe.models())
+    recipe.load_state_dict(state)
+    log(f"resumed from {existing[-1]} (step {state['step']}/{recipe.total_steps})")
+    return state["step"]
+
+
+def _one_step(recipe, step: int, options: LoopOptions, ckpt_root: Path, sink: MetricSink, meter: _Meter, bar) -> None:
+    began = time.perf_counter()
+    try:
+        out = recipe.train_step(step)
+    except RefusedStep as err:
+        raise stop_error(recipe.name, step + 1, err, ckpt_root) from None
+    meter.add(out.tokens, time.perf_counter() - began)
+    done, last = step + 1, step + 1 == recipe.total_steps
+    accuracy = recipe.evaluate() if _eval_due(options.eval_every, done, last, recipe) else None
+    if accuracy is not None:
+        meter.last_eval = accuracy
+    if done % options.log_every == 0 or last or accuracy is not None:
+        record = {"step": done, **out.metrics, "tokens_per_s": meter.close_window()}
+        if accuracy is not None:
+            record["eval_accuracy"] = round(accuracy, 6)
+        sink.write(record)
+    bar.update(done, {k: out.metrics[k] for k in recipe.headline if k in out.metrics}, meter.rate())
+    if options.save_every and done % options.save_every == 0 and not last:
+        ckpt.save_checkpoint(ckpt_root, done, recipe.models(), recipe.state_dict())
+
+
+def _eval_due(every: int, done: int, last: bool, recipe) -> bool:
+    """Every `every` steps; on the last step always, unless the recipe's final save evaluates."""
+    if not every:
+        return False
+    if last:
+        return recipe.eval_at_end
+    return done % every == 0
+
+
+def _finish(recipe, out_dir: Path, ckpt_root: Path, meter: _Meter) -> dict:
+    from reasoner.utils.io import write_json_atomic
+
+    require_finite_model(recipe.models(), f"{recipe.name}: final model", ckpt_root)
+    summary = recipe.save_final(out_dir, meter.last_eval)
+    summary["wall_s"] = round(time.time() - meter.started, 1)
+    write_json_atomic(out_dir / SUMMARY, summary)
+    log(f"{recipe.name}: done, {recipe.total_steps} steps in {summary['wall_s']} s -> {out_dir}")
+    return summary
