@@ -19,6 +19,10 @@ from reasoner.models.sources import Source, adapter_base, hub_errors, resolve_so
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+# The tokenizer-class names that mean "tokenizer.json is the whole tokenizer" (transformers 5
+# saves TokenizersBackend; `save_tokenizer` writes the 4.x-compatible PreTrainedTokenizerFast).
+GENERIC_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")
+
 
 def load_tokenizer(cfg) -> "PreTrainedTokenizerBase":
     """The tokenizer for cfg.name_or_path, with a pad token guaranteed."""
@@ -37,9 +41,30 @@ def load_source_tokenizer(cfg, src: Source):
         if src.kind == "value":
             raise UserError(f"model '{src.ref}': value model directory has no tokenizer files")
         return load_source_tokenizer(cfg, resolve_source(adapter_base(src.ref)))
+    if src.kind in ("hf", "adapter", "value") and _saved_generic(Path(src.ref)):
+        from transformers import PreTrainedTokenizerFast
+
+        with hub_errors(src):
+            return PreTrainedTokenizerFast.from_pretrained(src.ref)
     kwargs = {"gguf_file": src.gguf_file} if src.kind == "gguf" else {"trust_remote_code": bool(cfg.trust_remote_code)}
     with hub_errors(src):
         return AutoTokenizer.from_pretrained(src.ref, **kwargs)
+
+
+def _saved_generic(path: Path) -> bool:
+    """Whether a local directory's tokenizer is a plain tokenizer.json one (e.g. tiny-arith's
+    character vocabulary), to be loaded as exactly that. AutoTokenizer would not: for model types
+    whose hub configs it distrusts (qwen2 among them) it rebuilds the model type's own tokenizer
+    class from the vocabulary, whose byte-level pre-tokenizer loses every character outside a
+    custom vocabulary (" ки" encoded to nothing)."""
+    conf_path = path / "tokenizer_config.json"
+    if not conf_path.is_file() or not (path / "tokenizer.json").is_file():
+        return False
+    try:
+        conf = json.loads(conf_path.read_text())
+    except (OSError, ValueError):
+        return False  # AutoTokenizer reports the broken file
+    return isinstance(conf, dict) and conf.get("tokenizer_class") in GENERIC_CLASSES and "auto_map" not in conf
 
 
 def ensure_pad(tokenizer):
