@@ -67,101 +67,126 @@ SIZES = {
 }
 
 
+class _Plan:
+    """The jobs being built, with the overrides every command gets."""
+
+    def __init__(self, out: Path, size: Size, extra: list[str] | None):
+        data = [] if size.ops == (2, 3) else [f"data.min_ops={size.ops[0]}", f"data.max_ops={size.ops[1]}"]
+        self.out, self.size, self.extra = out, size, data + list(extra or [])
+        self.longer = [f"data.min_ops={size.ops[1] + 1}", f"data.max_ops={size.ops[1] + 2}"]
+        self.toy = size.max_steps is not None
+        self.gen_cap = ["generation.max_new_tokens=24"] if self.toy else []
+        self.policy = f"{out}/sft-s0/final"  # every stage after SFT starts from the seed-0 policy
+        self.start = ["sft-s0"]
+        self.jobs: list[Job] = []
+
+    def add(self, name, command, args, after=(), done="summary.json"):
+        tail = [*self.extra, *self.longer] if name.endswith("-longer") else self.extra  # later overrides win
+        self.jobs.append(Job(name, command, [*args, *tail], self.out / name, list(after), done))
+
+
 def build(out: Path, size: Size, extra: list[str] | None = None) -> list[Job]:
     """Every job of the pipeline, in dependency order. `extra` overrides go to every command
     (e.g. model.device=cuda)."""
-    data = [] if size.ops == (2, 3) else [f"data.min_ops={size.ops[0]}", f"data.max_ops={size.ops[1]}"]
-    extra = data + list(extra or [])
-    longer = [f"data.min_ops={size.ops[1] + 1}", f"data.max_ops={size.ops[1] + 2}"]
-    jobs: list[Job] = []
+    plan = _Plan(out, size, extra)
+    for stage in (_sft, _prms, _search, _offline_data, _online_rl, _offline_rl, _value_search):
+        stage(plan)
+    return plan.jobs
 
-    def add(name, command, args, after=(), done="summary.json"):
-        tail = [*extra, *longer] if name.endswith("-longer") else extra  # later overrides win
-        jobs.append(Job(name, command, [*args, *tail], out / name, list(after), done))
 
-    toy = size.max_steps is not None
-    gen_cap = ["generation.max_new_tokens=24"] if toy else []
-    # ------------------------------------------------------------------ SFT, 3 seeds
+def _sft(p: _Plan) -> None:
+    """SFT per seed, each evaluated greedy, sampled (maj@k / pass@k) and on longer chains."""
+    size, cap = p.size, p.gen_cap
     for s in size.seeds:
         args = [f"seed={s}", f"model.seed={s}", *size.sft_extra]
         if size.sft_steps:
             args.append(f"max_steps={size.sft_steps}")
         if size.sft_problems:
             args.append(f"data.num_problems={size.sft_problems}")
-        add(f"sft-s{s}", "train-sft", args)
-        model = f"model={out}/sft-s{s}/final"
-        add(f"sft-s{s}-greedy", "decode", [model, "data.split=test", f"data.num_problems={size.eval_n}", *gen_cap],
-            [f"sft-s{s}"])
-        add(f"sft-s{s}-sampled", "decode", [model, "data.split=test", f"data.num_problems={size.sample_n}",
-                                            f"generation.n={size.samples}", "generation.temperature=1.0",
-                                            f"k=[1,{size.samples}]", *gen_cap], [f"sft-s{s}"])
-        add(f"sft-s{s}-longer", "decode", [model, "data.split=test", f"data.num_problems={size.eval_n}",
-                                           "generation.max_new_tokens=128"],
-            [f"sft-s{s}"])
-    policy = f"{out}/sft-s0/final"
-    start = ["sft-s0"]
+        p.add(f"sft-s{s}", "train-sft", args)
+        model = f"model={p.out}/sft-s{s}/final"
+        p.add(f"sft-s{s}-greedy", "decode", [model, "data.split=test", f"data.num_problems={size.eval_n}", *cap],
+              [f"sft-s{s}"])
+        p.add(f"sft-s{s}-sampled", "decode", [model, "data.split=test", f"data.num_problems={size.sample_n}",
+                                              f"generation.n={size.samples}", "generation.temperature=1.0",
+                                              f"k=[1,{size.samples}]", *cap], [f"sft-s{s}"])
+        p.add(f"sft-s{s}-longer", "decode", [model, "data.split=test", f"data.num_problems={size.eval_n}",
+                                             "generation.max_new_tokens=128"], [f"sft-s{s}"])
 
-    # ------------------------------------------------------------------ step-labelled data and PRMs
-    collect = [f"model={policy}", f"n=4", "max_tokens=64"]
+
+def _prms(p: _Plan) -> None:
+    """Step-labelled samples (three labelers), a PRM on each (+ the implicit PRM), eval-prm."""
+    size, out = p.size, p.out
+    collect = [f"model={p.policy}", "n=4", "max_tokens=64"]
     for label in LABELS:
-        add(f"collect-{label}", "collect", [*collect, "data.split=train", f"data.num_problems={size.prm_problems}",
-                                            f"labels={label}", *( ["labels.rollouts=8"] if label != "truth" else [])],
-            start)
+        rollouts = ["labels.rollouts=8"] if label != "truth" else []
+        p.add(f"collect-{label}", "collect", [*collect, "data.split=train", f"data.num_problems={size.prm_problems}",
+                                              f"labels={label}", *rollouts], p.start)
     for split, seed in (("validation", 1), ("test", 2)):
-        add(f"collect-{split}", "collect", [*collect, f"data.split={split}", f"data.num_problems={size.prm_eval}",
-                                            "labels=truth", f"generation.seed={seed}"], start)
-    prm_cap = [f"max_steps={size.max_steps}"] if toy else []
+        p.add(f"collect-{split}", "collect", [*collect, f"data.split={split}", f"data.num_problems={size.prm_eval}",
+                                              "labels=truth", f"generation.seed={seed}"], p.start)
+    prm_cap = [f"max_steps={size.max_steps}"] if p.toy else []
     for label in LABELS:
-        add(f"prm-{label}", "train-prm", [f"model={policy}", f"train_file={out}/collect-{label}/trajectories.jsonl", *prm_cap],
-            [f"collect-{label}"])
-    add("prm-implicit", "train-prm", [f"model={policy}", "prm=implicit",
-                                      f"train_file={out}/collect-truth/trajectories.jsonl", *prm_cap], ["collect-truth"])
+        p.add(f"prm-{label}", "train-prm", [f"model={p.policy}", f"train_file={out}/collect-{label}/trajectories.jsonl",
+                                            *prm_cap], [f"collect-{label}"])
+    p.add("prm-implicit", "train-prm", [f"model={p.policy}", "prm=implicit",
+                                        f"train_file={out}/collect-truth/trajectories.jsonl", *prm_cap], ["collect-truth"])
     for prm in (*LABELS, "implicit"):
         for split in ("validation", "test"):
-            add(f"evalprm-{prm}-{split}", "eval-prm", [f"model={policy}", f"prm_model={out}/prm-{prm}/final",
-                                                      f"eval_file={out}/collect-{split}/trajectories.jsonl"],
-                [f"prm-{prm}", f"collect-{split}"])
+            p.add(f"evalprm-{prm}-{split}", "eval-prm", [f"model={p.policy}", f"prm_model={out}/prm-{prm}/final",
+                                                        f"eval_file={out}/collect-{split}/trajectories.jsonl"],
+                  [f"prm-{prm}", f"collect-{split}"])
 
-    # ------------------------------------------------------------------ search over budgets
-    budgets = ",".join(map(str, size.budgets))
-    add("search-sweep", "decode", [f"model={policy}", "data.split=test", f"data.num_problems={size.sample_n}",
-                                   f"sweep=[{budgets}]", f"sweep_methods=[{','.join(SEARCH)}]",
-                                   "scorer.kind=prm", f"scorer.path={out}/prm-truth/final", *gen_cap],
-        ["prm-truth"])
 
-    # ------------------------------------------------------------------ offline data (also RLEP's pool)
-    add("collect-offline", "collect", [f"model={policy}", "data.split=train", f"data.num_problems={size.offline_problems}",
-                                       f"n={size.offline_n}", "max_tokens=64", "selection=balanced"], start)
+def _search(p: _Plan) -> None:
+    """Every search method at every budget, guided by the exact-label PRM."""
+    budgets = ",".join(map(str, p.size.budgets))
+    p.add("search-sweep", "decode", [f"model={p.policy}", "data.split=test", f"data.num_problems={p.size.sample_n}",
+                                     f"sweep=[{budgets}]", f"sweep_methods=[{','.join(SEARCH)}]",
+                                     "scorer.kind=prm", f"scorer.path={p.out}/prm-truth/final", *p.gen_cap],
+          ["prm-truth"])
 
-    # ------------------------------------------------------------------ online RL
-    rl = [f"model={policy}", f"steps={size.rl_steps}", f"eval_every={size.rl_eval_every}",
-          f"eval_problems={size.eval_n}", f"prompts_per_step={size.rl_prompts}", f"generation.n={size.rl_n}", *gen_cap]
+
+def _offline_data(p: _Plan) -> None:
+    """Balanced samples of the SFT policy: the offline algorithms' data and RLEP's pool."""
+    p.add("collect-offline", "collect", [f"model={p.policy}", "data.split=train",
+                                         f"data.num_problems={p.size.offline_problems}", f"n={p.size.offline_n}",
+                                         "max_tokens=64", "selection=balanced"], p.start)
+
+
+def _online_rl(p: _Plan) -> None:
+    size = p.size
+    rl = [f"model={p.policy}", f"steps={size.rl_steps}", f"eval_every={size.rl_eval_every}",
+          f"eval_problems={size.eval_n}", f"prompts_per_step={size.rl_prompts}", f"generation.n={size.rl_n}", *p.gen_cap]
     for s in size.rl_seeds:
         for algo in ONLINE:
             args = [f"algo={algo}", *rl, f"seed={s}", f"generation.seed={s}"]
-            after = list(start)
-            if algo == "rlep" and toy:  # the toy policy solves nothing: its pool can only grow
+            after = list(p.start)
+            if algo == "rlep" and p.toy:  # the toy policy solves nothing: its pool can only grow
                 args.append("algo.pool_grow=true")
             elif algo == "rlep":  # the pool: verified-correct SFT samples (the paper's phase 1)
-                args.append(f"algo.pool_file={out}/collect-offline/trajectories.jsonl")
+                args.append(f"algo.pool_file={p.out}/collect-offline/trajectories.jsonl")
                 after.append("collect-offline")
-            add(f"rl-{algo}-s{s}", "train-rl", args, after)
+            p.add(f"rl-{algo}-s{s}", "train-rl", args, after)
 
-    # ------------------------------------------------------------------ offline RL
-    off = [f"model={policy}", f"train_file={out}/collect-offline/trajectories.jsonl", f"eval_problems={size.eval_n}"]
-    off_cap = [f"steps={size.max_steps}"] if toy else []
+
+def _offline_rl(p: _Plan) -> None:
+    size = p.size
+    off = [f"model={p.policy}", f"train_file={p.out}/collect-offline/trajectories.jsonl", f"eval_problems={size.eval_n}"]
+    off_cap = [f"steps={size.max_steps}"] if p.toy else []
     for s in size.seeds:
         for algo in OFFLINE:
-            add(f"off-{algo}-s{s}", "train-rl", [f"algo={algo}", *off, f"seed={s}", *off_cap], ["collect-offline"])
-    add("off-oreo-iterative", "train-rl", ["algo=oreo", *off, f"rounds={size.oreo_rounds}", "seed=0", *off_cap,
-                                           f"data.num_problems={size.offline_problems}",  # each round's collection
-                                           f"generation.n={size.offline_n}", "generation.max_new_tokens=64", *gen_cap],
-        ["collect-offline"])
+            p.add(f"off-{algo}-s{s}", "train-rl", [f"algo={algo}", *off, f"seed={s}", *off_cap], ["collect-offline"])
+    p.add("off-oreo-iterative", "train-rl", ["algo=oreo", *off, f"rounds={size.oreo_rounds}", "seed=0", *off_cap,
+                                             f"data.num_problems={size.offline_problems}",  # each round's collection
+                                             f"generation.n={size.offline_n}", "generation.max_new_tokens=64",
+                                             *p.gen_cap], ["collect-offline"])
 
-    # ------------------------------------------------------------------ OREO value-guided beam search
-    oreo = f"{out}/off-oreo-s0"
-    eval_data = ["data.split=test", f"data.num_problems={size.sample_n}"]
-    add("oreo-greedy", "decode", [f"model={oreo}/final", *eval_data, *gen_cap], ["off-oreo-s0"])
-    add("oreo-value-beam", "decode", [f"model={oreo}/final", *eval_data, "search=value_beam", "generation.n=16",
-                                      "scorer.kind=value", f"scorer.path={oreo}/value", *gen_cap], ["off-oreo-s0"])
-    return jobs
+
+def _value_search(p: _Plan) -> None:
+    """OREO's policy greedy vs guided by OREO's value model (beam search)."""
+    oreo = f"{p.out}/off-oreo-s0"
+    eval_data = ["data.split=test", f"data.num_problems={p.size.sample_n}"]
+    p.add("oreo-greedy", "decode", [f"model={oreo}/final", *eval_data, *p.gen_cap], ["off-oreo-s0"])
+    p.add("oreo-value-beam", "decode", [f"model={oreo}/final", *eval_data, "search=value_beam", "generation.n=16",
+                                        "scorer.kind=value", f"scorer.path={oreo}/value", *p.gen_cap], ["off-oreo-s0"])
