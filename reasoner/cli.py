@@ -86,6 +86,32 @@ _stage_command("train-rl", "Improve the policy by RL: online algo=grpo|rloo|ppo|
 _stage_command("convert", "Convert between trajectories, the TRL PRM format and Math-Shepherd text.")
 
 
+@app.command("recipe")
+def recipe(
+    name: str = typer.Argument(..., help="The recipe: gym (every method on the arithmetic-gym organism)."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Overrides passed to every command (e.g. model.device=cuda)."),
+    quick: bool = typer.Option(False, "--quick", help="The same pipeline at small size, one seed (<= 20 minutes on 2 cores)."),
+    toy: bool = typer.Option(False, "--toy", help="A smoke run of every stage (CI); its numbers mean nothing."),
+    out: Optional[str] = typer.Option(None, "--out", help="Directory of the runs (default runs/recipe-gym-<size>)."),
+    jobs: int = typer.Option(2, "--jobs", help="Commands run side by side (one torch thread each on a 2-core CPU)."),
+    report: Optional[str] = typer.Option(None, "--report", help="Where the results page goes (default <out>/gym.md)."),
+    report_only: bool = typer.Option(False, "--report-only", help="Rebuild the page from finished runs; run nothing."),
+) -> None:
+    """Run a whole pipeline stage by stage (resumable: re-run to continue) and write its results page."""
+    from reasoner.recipes import run_recipe
+
+    if quick and toy:
+        typer.echo("error: --quick and --toy exclude each other", err=True)
+        raise typer.Exit(2)
+    try:
+        page = run_recipe(name, "toy" if toy else "quick" if quick else "full", out, jobs, report,
+                          list(overrides or []), report_only)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"results: {page}")
+
+
 @app.command("models")
 def models() -> None:
     """List the model presets."""

@@ -65,8 +65,8 @@ class DataConfig:
     max_operand: int = 9
     ops: str = "+-*"
     corrupt_fraction: float = 0.0
-    misconception_rate: float = 0.0
-    misconception_ops: str = "+-"
+    misconception_rate: float = 0.0  # arith SFT data: P(a carry/borrow step is written the buggy way)
+    misconception_ops: str = "+-"  # arith: which operations carry the misconception
     answer_fallback: Optional[bool] = None  # take the last number when no answer is marked (null: the task's default)
     max_prompt_tokens: Optional[int] = 2048  # longest prompt (as sent, in tokens) a command takes; null: no limit but the model's
     on_long_prompt: str = "error"  # a longer prompt (or one that leaves no room for max_new_tokens): error | skip | truncate

@@ -17,8 +17,9 @@ Numbers: the start value and every operand are in [1, max_operand]; a multiplier
 intermediate value stays in [0, 10 * max_operand]. Problem.solution_steps holds the op lines
 *and* the final "Answer: n" line, because in the gym the answer line is a judged step too.
 
-Splits: a problem is in "test" iff a hash of its prompt falls in a fixed 10% bucket, so train and
-test never overlap, whatever the seeds and sizes. Within a split problems are distinct unless the
+Splits: a problem is in "test" iff a hash of its prompt falls in a fixed 10% bucket, in
+"validation" iff it falls in another 10% bucket, and in "train" otherwise, so the three never
+overlap, whatever the seeds and sizes (hyper-parameters are chosen on validation, never on test). Within a split problems are distinct unless the
 settings allow fewer problems than asked for; then they are cycled (meta["repeat_of"]).
 """
 
@@ -39,7 +40,9 @@ __all__ = [
 ALLOWED_OPS = "+-*/"
 MAX_FACTOR = 9              # multipliers and divisors stay single-digit
 VALUE_SCALE = 10            # intermediate values stay <= VALUE_SCALE * max_operand
-TEST_BUCKETS = 10           # 1 in TEST_BUCKETS prompts belongs to the test split
+TEST_BUCKETS = 10           # 1 in TEST_BUCKETS prompts belongs to the test split (bucket 0) ...
+VALIDATION_BUCKET = 1       # ... and 1 in TEST_BUCKETS to the validation split
+SPLITS = ("train", "validation", "test")
 PROMPT_PREFIX = "Compute: "
 _STEP_RE = re.compile(r"^\s*(-?\d+)\s*([-+*/])\s*(-?\d+)\s*=\s*(-?\d+)\s*$")
 _ANSWER_RE = re.compile(r"^\s*Answer:\s*(-?\d+)\s*$")
@@ -120,15 +123,20 @@ def gold_steps(start: int, ops: Ops) -> list[str]:
     return steps + [f"Answer: {values[-1]}"]
 
 
+def split_of(prompt: str) -> str:
+    """The split a prompt belongs to: fixed hash buckets, so membership depends on the problem alone."""
+    bucket = int(hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:8], 16) % TEST_BUCKETS
+    return "test" if bucket == 0 else "validation" if bucket == VALIDATION_BUCKET else "train"
+
+
 def in_test_split(prompt: str) -> bool:
-    """Fixed hash bucket, so split membership depends on the problem alone."""
-    return int(hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:8], 16) % TEST_BUCKETS == 0
+    return split_of(prompt) == "test"
 
 
 def _validate(num_problems: int, split: str, min_ops: int, max_ops: int, max_operand: int,
               ops: str, corrupt_fraction: float) -> None:
-    if split not in ("train", "test"):
-        raise UserError(f"data.split must be 'train' or 'test' for arith (got '{split}')")
+    if split not in SPLITS:
+        raise UserError(f"data.split must be one of {', '.join(SPLITS)} for arith (got '{split}')")
     if num_problems < 0:
         raise UserError(f"data.num_problems must be >= 0 (got {num_problems})")
     if min_ops < 1 or max_ops < min_ops:
@@ -145,14 +153,13 @@ def _distinct_draws(rng: random.Random, num_problems: int, split: str, min_ops: 
                     max_operand: int, ops: str) -> list[tuple[int, Ops]]:
     """Up to num_problems distinct problems of the split; stops early when the space runs dry
     (no new problem in max(2000, 20 * found) draws in a row)."""
-    want_test = split == "test"
     seen: set[str] = set()
     found: list[tuple[int, Ops]] = []
     misses = 0
     while len(found) < num_problems and misses <= max(2000, 20 * len(found)):
         drawn = _draw(rng, rng.randint(min_ops, max_ops), max_operand, ops)
         prompt = render_prompt(*drawn) if drawn else None
-        if prompt is None or prompt in seen or in_test_split(prompt) != want_test:
+        if prompt is None or prompt in seen or split_of(prompt) != split:
             misses += 1
             continue
         misses = 0
@@ -163,16 +170,24 @@ def _distinct_draws(rng: random.Random, num_problems: int, split: str, min_ops: 
 
 def generate_problems(num_problems: int, seed: int = 0, split: str = "train", min_ops: int = 2,
                       max_ops: int = 4, max_operand: int = 20, ops: str = "+-*",
-                      corrupt_fraction: float = 0.0) -> list[Problem]:
+                      corrupt_fraction: float = 0.0, misconception_rate: float = 0.0,
+                      misconception_ops: str = "+-") -> list[Problem]:
     """`num_problems` problems of one split, the same for the same arguments.
 
     Problems are distinct while the settings allow; a space too small for num_problems (e.g. one
     "+" of operands <= 5) is cycled, and the repeats carry meta["repeat_of"]. With
     corrupt_fraction > 0 (train split only: it is an SFT data knob), that fraction of the problems
     get a corrupted gold solution (meta["corrupted"], meta["first_error"]); their `answer` stays
-    the true one.
+    the true one. With misconception_rate > 0 (train split only), every step of an op in
+    `misconception_ops` that needs a carry or a borrow is written the buggy way with that
+    probability (`buggy_result`), as a student who half-learnt the procedure would; problems
+    corrupted by corrupt_fraction keep their slip instead.
     """
     _validate(num_problems, split, min_ops, max_ops, max_operand, ops, corrupt_fraction)
+    if not 0.0 <= misconception_rate <= 1.0:
+        raise UserError(f"data.misconception_rate must be in [0, 1] (got {misconception_rate})")
+    if any(c not in "+-" for c in misconception_ops):
+        raise UserError(f"data.misconception_ops must be a subset of '+-' (got '{misconception_ops}')")
     ops = "".join(dict.fromkeys(ops))
     rng = random.Random(f"reasoner-arith:{seed}:{split}")
     found = _distinct_draws(rng, num_problems, split, min_ops, max_ops, max_operand, ops)
@@ -188,9 +203,50 @@ def generate_problems(num_problems: int, seed: int = 0, split: str = "train", mi
         problems.append(Problem(
             id=f"arith-{split}-{seed}-{i}", prompt=render_prompt(start, chain), answer=str(solve(start, chain)[-1]),
             source="arith", solution_steps=gold_steps(start, chain), meta=meta))
+    if split == "train" and misconception_rate > 0:
+        _misconceive(problems, misconception_rate, misconception_ops, seed)
     if split == "train" and corrupt_fraction > 0:
         _corrupt_some(problems, corrupt_fraction, seed)
     return problems
+
+
+def _digits(n: int, width: int) -> list[int]:
+    return [int(c) for c in str(n).rjust(width, "0")]
+
+
+def buggy_result(a: int, op: str, b: int) -> int | None:
+    """What a student with the classic buggy procedures writes for `a op b` (Brown & Burton,
+    1978): addition that forgets every carry (27 + 15 = 32), subtraction that takes the smaller
+    digit from the larger in each column (42 - 15 = 33). None when the step needs no carry or
+    borrow, so the bug leaves it right, or for other operations and negative numbers."""
+    if op not in "+-" or a < 0 or b < 0 or (op == "-" and a < b):
+        return None
+    width = max(len(str(a)), len(str(b)))
+    da, db = _digits(a, width), _digits(b, width)
+    cols = [(x + y) % 10 if op == "+" else abs(x - y) for x, y in zip(da, db)]
+    wrong = int("".join(map(str, cols)))
+    return None if wrong == _apply(a, op, b) else wrong
+
+
+def _misconceive(problems: list[Problem], rate: float, bug_ops: str, seed: int) -> None:
+    """Rewrite gold solutions with the misconception: each carry/borrow step of `bug_ops` goes the
+    buggy way with probability `rate` (unless a later step would then go negative, which the gym
+    never asks for); later steps compute correctly from the value written."""
+    rng = random.Random(f"reasoner-arith-misconception:{seed}")
+    for p in problems:
+        start, ops = parse_prompt(p.prompt)
+        cur, steps, bugs = start, [], []
+        for i, (op, b) in enumerate(ops):
+            nxt = _apply(cur, op, b)
+            wrong = buggy_result(cur, op, b) if op in bug_ops else None
+            if wrong is not None and rng.random() < rate and min(solve(wrong, ops[i + 1:])) >= 0:
+                nxt = wrong
+                bugs.append(i)
+            steps.append(f"{cur} {op} {b} = {nxt}")
+            cur = nxt
+        if bugs:
+            p.solution_steps = steps + [f"Answer: {cur}"]
+            p.meta.update(corrupted=True, first_error=bugs[0], misconception_steps=bugs)
 
 
 def _corrupt_some(problems: list[Problem], fraction: float, seed: int) -> None:
@@ -206,7 +262,9 @@ def load_problems(cfg) -> list[Problem]:
     """The gym's problems for a DataConfig (num_problems, seed, split, difficulty knobs)."""
     return generate_problems(cfg.num_problems, seed=cfg.seed, split=cfg.split, min_ops=cfg.min_ops,
                              max_ops=cfg.max_ops, max_operand=cfg.max_operand, ops=cfg.ops,
-                             corrupt_fraction=cfg.corrupt_fraction)
+                             corrupt_fraction=cfg.corrupt_fraction,
+                             misconception_rate=getattr(cfg, "misconception_rate", 0.0),
+                             misconception_ops=getattr(cfg, "misconception_ops", "+-"))
 
 
 def check_steps(problem: Problem, steps: list[str]) -> list[bool]:

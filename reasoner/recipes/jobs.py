@@ -1,0 +1,106 @@
+"""Run a recipe's commands: each job is one `reasoner` CLI call with its own run_dir.
+
+A job is done once its `done` file exists (every stage writes its summary last), so re-running a
+recipe skips finished jobs and re-issues unfinished ones, which then resume from their own
+checkpoints or results files: a crash costs at most the work since a stage's last save.
+Independent jobs run side by side, one torch thread each, so two jobs on two cores do not
+oversubscribe them (which ran 18x slower here).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reasoner.errors import UserError
+from reasoner.utils.progress import log
+
+
+@dataclass
+class Job:
+    """One CLI call. `after` names the jobs whose outputs it reads."""
+
+    name: str
+    command: str  # the subcommand, e.g. "train-sft"
+    args: list[str]
+    run_dir: Path
+    after: list[str] = field(default_factory=list)
+    done_file: str = "summary.json"
+
+    @property
+    def done(self) -> bool:
+        return (self.run_dir / self.done_file).is_file()
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "reasoner.cli", self.command, *self.args, f"run_dir={self.run_dir}"]
+
+    def shell(self) -> str:
+        """The command as a user would type it (for the report)."""
+        return " ".join(["reasoner", self.command, *map(shlex.quote, self.args), f"run_dir={self.run_dir}"])
+
+
+def check_graph(jobs: list[Job]) -> None:
+    names = [j.name for j in jobs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate job names: {sorted(n for n in names if names.count(n) > 1)}")
+    known = set(names)
+    for j in jobs:
+        missing = [a for a in j.after if a not in known]
+        if missing:
+            raise ValueError(f"job {j.name}: unknown dependencies {missing}")
+
+
+def run_jobs(jobs: list[Job], parallel: int = 2, threads: int | None = None) -> float:
+    """Run every unfinished job, dependencies first, `parallel` at a time; returns the wall time.
+
+    A failing job stops the recipe (after the running ones end) with one line naming its log.
+    """
+    check_graph(jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, parallel))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    pending = [j for j in jobs if not j.done]
+    finished = {j.name for j in jobs if j.done}
+    for j in jobs:
+        if j.done:
+            log(f"[skip] {j.name} (done: {j.run_dir / j.done_file})")
+    running: dict[str, tuple[Job, subprocess.Popen, float]] = {}
+    failed: list[Job] = []
+    started = time.time()
+    while pending or running:
+        for name, (job, proc, t0) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[name]
+            if proc.returncode == 0 and job.done:
+                finished.add(name)
+                log(f"[done] {name} in {time.time() - t0:.0f} s")
+            else:
+                failed.append(job)
+                log(f"[fail] {name}: exit {proc.returncode}; see {_log_path(job)}")
+        if not failed:
+            ready = [j for j in pending if all(a in finished for a in j.after)]
+            while ready and len(running) < parallel:
+                job = ready.pop(0)
+                pending.remove(job)
+                job.run_dir.parent.mkdir(parents=True, exist_ok=True)
+                with open(_log_path(job), "ab") as out:
+                    proc = subprocess.Popen(job.argv(), stdout=out, stderr=subprocess.STDOUT, env=env)
+                running[job.name] = (job, proc, time.time())
+                log(f"[start] {job.name}: {job.shell()}")
+        if failed and not running:
+            break
+        if not running and pending and not failed:
+            raise UserError(f"recipe: jobs {[j.name for j in pending]} wait on jobs that never finish")
+        time.sleep(0.5)
+    if failed:
+        raise UserError(f"recipe: job {failed[0].name} failed (log: {_log_path(failed[0])}); fix it and re-run to continue")
+    return time.time() - started
+
+
+def _log_path(job: Job) -> Path:
+    return job.run_dir.parent / f"{job.run_dir.name}.log"

@@ -1,0 +1,52 @@
+"""`reasoner recipe gym --toy`: every stage of the results pipeline runs end to end, resumes, and
+the results page shows a row or section for each (the numbers of a toy run mean nothing)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reasoner.recipes import gym
+from reasoner.recipes.jobs import Job, check_graph, run_jobs
+
+
+def test_every_stage_is_in_the_graph_and_its_dependencies_exist(tmp_path):
+    jobs = gym.build(tmp_path, gym.SIZES["full"])
+    check_graph(jobs)
+    names = {j.name for j in jobs}
+    assert {"sft-s0", "sft-s1", "sft-s2", "search-sweep", "collect-offline", "oreo-value-beam", "off-oreo-iterative"} <= names
+    assert {f"rl-{a}-s{s}" for a in gym.ONLINE for s in (0, 1, 2)} <= names
+    assert {f"off-{a}-s{s}" for a in gym.OFFLINE for s in (0, 1, 2)} <= names
+    assert {f"prm-{p}" for p in (*gym.LABELS, "implicit")} <= names
+
+
+def test_a_failing_job_stops_the_recipe_with_one_line(tmp_path):
+    from reasoner.errors import UserError
+
+    bad = Job("bad", "decode", ["no_such_key=1"], tmp_path / "bad")
+    after = Job("after", "decode", [], tmp_path / "after", after=["bad"])
+    with pytest.raises(UserError, match="job bad failed"):
+        run_jobs([bad, after], parallel=1)
+    assert not (tmp_path / "after").exists()
+    assert "unknown key" in (tmp_path / "bad.log").read_text()
+
+
+@pytest.mark.timeout(1800)
+def test_toy_recipe_runs_every_stage_and_writes_the_page(tmp_path):
+    from reasoner.recipes import run_recipe
+
+    page = run_recipe("gym", "toy", out=str(tmp_path / "runs"), parallel=2, report=str(tmp_path / "gym.md"))
+    jobs = gym.build((tmp_path / "runs").resolve(), gym.SIZES["toy"])
+    assert all(j.done for j in jobs), [j.name for j in jobs if not j.done]
+    text = page.read_text()
+    for row in ("SFT, greedy", "GRPO", "PPO", "PRIME", "RLEP", "OREO", "RFT", "DPO", "value-guided beam",
+                "## Process reward models", "## Search: accuracy vs budget", "## The papers' claims"):
+        assert row in text, row
+    assert (tmp_path / "gym_figures" / "gym_search.png").is_file()
+    # a second call runs nothing and rebuilds the same page
+    before = {j.name: (j.run_dir / j.done_file).stat().st_mtime for j in jobs}
+    run_recipe("gym", "toy", out=str(tmp_path / "runs"), parallel=2, report=str(tmp_path / "gym.md"))
+    assert before == {j.name: (j.run_dir / j.done_file).stat().st_mtime for j in jobs}
+    summary = json.loads((tmp_path / "runs" / "sft-s0" / "summary.json").read_text())
+    assert summary["steps"] == gym.SIZES["toy"].sft_steps
