@@ -65,12 +65,13 @@ def test_long_prompts_are_skipped_or_truncated_when_asked(tmp_path, cli):
 
 def test_sft_then_decode_gets_gym_problems_right(tmp_path):
     """A short SFT on an easy gym must already solve some held-out problems greedily."""
-    easy = ["data.min_ops=1", "data.max_ops=1", "data.max_operand=20", "data.ops=+"]
+    # no misconception in the SFT data: this checks that SFT learns, not what it learns
+    easy = ["data.min_ops=1", "data.max_ops=1", "data.max_operand=20", "data.ops=+", "data.misconception_rate=0"]
     sft.run(config.load("train_sft", [f"run_dir={tmp_path}/sft", "data.num_problems=400", "batch_size=16",
-                                      "max_steps=150", "optim.lr=3e-3", *easy]))
+                                      "max_steps=150", "optim.lr=3e-3", "optim.warmup_steps=10", *easy]))
     summary = decode.run(config.load("decode", [f"model.name_or_path={tmp_path}/sft/final", f"run_dir={tmp_path}/dec",
                                                 "data.num_problems=30", "generation.max_new_tokens=24", *easy]))
-    assert summary["accuracy"] >= 0.05  # an untrained model scores 0; the quickstart's full SFT reaches ~0.3
+    assert summary["accuracy"] >= 0.05  # an untrained model scores 0
 
 
 # --------------------------------------------------------------------------- search and sweeps
