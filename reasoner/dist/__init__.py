@@ -1,0 +1,72 @@
+"""Scale-out: the same trainers on one process or N (`reasoner launch --nproc N ...`).
+
+context.py   who this process is (rank, world size), the process group, the collectives the loop uses
+strategy.py  single device and DDP (one gradient all-reduce per step); the strategy registry
+zero.py      DeepSpeed ZeRO stage 1/2
+launch.py    the torchrun command line of `reasoner launch`
+
+`activate(cfg.dist)` (the loop does it) chooses the strategy every `train.recipe.Optim` built
+afterwards is wrapped in; the step guard finds it from the optimiser (`strategy_of`), so no
+trainer has distributed code beyond sharding its own batch (`shard`, `loss_scale`).
+"""
+
+from __future__ import annotations
+
+from reasoner.dist.context import (all_sum, barrier, broadcast_object, gather_objects, init_from_env, initialized,
+                                   is_main, mean_metrics, rank, shard, world_size)
+from reasoner.dist.strategy import DDPStrategy, SingleStrategy, backward, strategy_of
+from reasoner.errors import UserError
+
+STRATEGIES = ("single", "ddp", "deepspeed")
+_active = {"settings": None}
+
+
+def check(settings) -> None:
+    """UserError for a strategy that cannot run here (before anything loads or is written)."""
+    if settings is None:
+        return
+    if settings.strategy not in STRATEGIES:
+        from reasoner.config import closest
+
+        guess = closest(settings.strategy, STRATEGIES)
+        raise UserError(f"config: dist.strategy '{settings.strategy}' is not one of {', '.join(STRATEGIES)}"
+                        + (f" (did you mean '{guess}'?)" if guess else ""))
+    if settings.strategy == "deepspeed":
+        from reasoner.dist.zero import check_settings
+
+        check_settings(settings)
+
+
+def activate(settings) -> None:
+    """Join the process group (when launched by torchrun) and use `settings` (a DistConfig,
+    None: single) for every optimiser wrapped from now on."""
+    check(settings)
+    init_from_env(settings.backend if settings is not None else "auto")
+    _active["settings"] = settings
+
+
+def new_strategy():
+    """A fresh strategy of the active kind (single when nothing is active or on one process with ddp)."""
+    settings = _active["settings"]
+    kind = settings.strategy if settings is not None else "single"
+    if kind == "deepspeed":
+        from reasoner.dist.zero import DeepSpeedStrategy
+
+        return DeepSpeedStrategy(settings)
+    return DDPStrategy(settings) if kind == "ddp" else SingleStrategy(settings)
+
+
+def wrap(model, optimizer):
+    """`optimizer` (of `model`, or of bare parameters when model is None) under the active strategy."""
+    return new_strategy().wrap(model, optimizer)
+
+
+def loss_scale(global_count: float) -> float:
+    """What a sharded recipe multiplies its per-rank summed loss by: world_size / the global
+    normaliser, so the ranks' averaged gradient is the whole batch's (and so is the mean metric)."""
+    return world_size() / max(1.0, float(global_count))
+
+
+__all__ = ["STRATEGIES", "DDPStrategy", "SingleStrategy", "activate", "all_sum", "backward", "barrier",
+           "broadcast_object", "check", "gather_objects", "init_from_env", "initialized", "is_main", "loss_scale",
+           "mean_metrics", "new_strategy", "rank", "shard", "strategy_of", "world_size", "wrap"]
