@@ -61,12 +61,25 @@ def wrap(model, optimizer):
     return new_strategy().wrap(model, optimizer)
 
 
+def batch_mean(total, count: float):
+    """This rank's part of a mean over the global batch: its items' sum x N / the count over
+    every rank. Averaged over the ranks (as gradients and metrics are) it is the whole batch's
+    mean; on one process it is total / count (0 items count as 1, like `algos.masked_mean`)."""
+    n = all_sum(float(count)) if initialized() else float(count)
+    return total * (world_size() / max(1.0, n))
+
+
+def masked_batch_mean(x, mask):
+    """`algos.masked_mean(x, mask)` over the global batch (see batch_mean)."""
+    return batch_mean((x * mask.to(x.dtype)).sum(), float(mask.sum()))
+
+
 def loss_scale(global_count: float) -> float:
     """What a sharded recipe multiplies its per-rank summed loss by: world_size / the global
     normaliser, so the ranks' averaged gradient is the whole batch's (and so is the mean metric)."""
     return world_size() / max(1.0, float(global_count))
 
 
-__all__ = ["STRATEGIES", "DDPStrategy", "SingleStrategy", "activate", "all_sum", "backward", "barrier",
+__all__ = ["STRATEGIES", "DDPStrategy", "SingleStrategy", "activate", "all_sum", "backward", "barrier", "batch_mean",
            "broadcast_object", "check", "gather_objects", "init_from_env", "initialized", "is_main", "loss_scale",
-           "mean_metrics", "new_strategy", "rank", "shard", "strategy_of", "world_size", "wrap"]
+           "masked_batch_mean", "mean_metrics", "new_strategy", "rank", "shard", "strategy_of", "world_size", "wrap"]

@@ -60,8 +60,8 @@ class OfflineRecipe(RecipeBase):
         self.algorithm.load_state_dict(state)
 
     def train_step(self, step: int) -> Step:
-        """This rank's share of the step's batch (all of it on one process); each algorithm's loss
-        is a mean over its items, and the ranks' gradients are averaged."""
+        """This rank's share of the step's batch (all of it on one process); the objectives'
+        means are over every rank's batch (`dist.batch_mean`), and the ranks' gradients averaged."""
         from reasoner.dist import shard
 
         batch = shard([self.items[i] for i in self.batches.indices(step)], never_empty=True)
