@@ -69,6 +69,15 @@ def init_from_env(backend: str = "auto") -> bool:
     return True
 
 
+def init_alone(backend: str = "auto") -> None:
+    """A process group of this one process (DeepSpeed needs one even on a single process);
+    an in-memory store, so nothing is listened on."""
+    if initialized():
+        return
+    chosen = pick_backend(backend)
+    _dist().init_process_group(chosen, store=_dist().HashStore(), rank=0, world_size=1)
+
+
 def barrier() -> None:
     if initialized():
         _dist().barrier()

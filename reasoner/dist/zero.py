@@ -14,6 +14,7 @@ outside a forward (generation, the guard, checkpoints).
 from __future__ import annotations
 
 import json
+import os
 
 import torch
 
@@ -72,6 +73,9 @@ class DeepSpeedStrategy(SingleStrategy):
         import deepspeed
 
         super().wrap(model, optimizer)
+        if not context.initialized():  # one process without torchrun: a group of one, as DeepSpeed wants
+            os.environ.setdefault("LOCAL_RANK", "0")
+            context.init_alone(self.settings.backend)
         module = model if model is not None else _Holder(self.params)
         self.engine, self.ds_optimizer, _, _ = deepspeed.initialize(
             model=module, optimizer=optimizer, config=ds_config(self.settings), dist_init_required=False)

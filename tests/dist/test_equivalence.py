@@ -94,3 +94,20 @@ def test_offline_rl_on_two_processes_matches_one(tmp_path, algo):
         for key in ("loss", "grad_norm", *(("value_loss", "value_grad_norm") if algo == "oreo" else ())):
             assert rb[key] == pytest.approx(ra[key], rel=REL, abs=1e-6), (key, ra, rb)  # per-rank values logged to 6 decimals
     assert records[1]["written"] == [] and records[0]["written"]
+
+
+def test_deepspeed_on_one_process_without_torchrun_matches_single(sft_single, tmp_path):
+    """dist.strategy=deepspeed on a plain `reasoner train-sft` (no torchrun): a process group of one."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("deepspeed")
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    done = subprocess.run([sys.executable, "-m", "reasoner", "train-sft", *SFT, f"run_dir={tmp_path}",
+                           "dist.strategy=deepspeed"], env={**env, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)},
+                          cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_same_run(sft_single, tmp_path)
