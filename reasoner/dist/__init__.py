@@ -74,6 +74,20 @@ def masked_batch_mean(x, mask):
     return batch_mean((x * mask.to(x.dtype)).sum(), float(mask.sum()))
 
 
+def masked_global_mean(x, mask):
+    """The mean of x over the mask==1 entries of every rank's batch (a constant: no gradient);
+    on one process `algos.masked_mean` (an empty mask gives 0)."""
+    if not initialized():
+        from reasoner.algos.masked import masked_mean
+
+        return masked_mean(x, mask)
+    import torch
+
+    mask = mask.to(x.dtype)
+    total, count = all_sum(float((x.detach() * mask).sum())), all_sum(float(mask.sum()))
+    return torch.tensor(total / max(1.0, count), dtype=x.dtype, device=x.device)
+
+
 def loss_scale(global_count: float) -> float:
     """What a sharded recipe multiplies its per-rank summed loss by: world_size / the global
     normaliser, so the ranks' averaged gradient is the whole batch's (and so is the mean metric)."""
@@ -82,4 +96,4 @@ def loss_scale(global_count: float) -> float:
 
 __all__ = ["STRATEGIES", "DDPStrategy", "SingleStrategy", "activate", "all_sum", "backward", "barrier", "batch_mean",
            "broadcast_object", "check", "gather_objects", "init_from_env", "initialized", "is_main", "loss_scale",
-           "masked_batch_mean", "mean_metrics", "new_strategy", "rank", "shard", "strategy_of", "world_size", "wrap"]
+           "masked_batch_mean", "masked_global_mean", "mean_metrics", "new_strategy", "rank", "shard", "strategy_of", "world_size", "wrap"]

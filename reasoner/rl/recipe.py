@@ -56,6 +56,10 @@ def validate_sharding(cfg) -> None:
                         "(each rank samples whole prompt groups)")
     if cfg.algo.minibatch_size is not None and cfg.algo.minibatch_size % n:
         raise UserError(f"config: algo.minibatch_size={cfg.algo.minibatch_size} must be a multiple of the {n} processes")
+    if cfg.algo.name == "prime":
+        raise UserError("config: algo=prime runs on one process only (its accuracy filter keeps different groups per rank)")
+    if getattr(cfg.algo, "normalize_advantages", False):
+        raise UserError("config: algo.normalize_advantages=true runs on one process only (it whitens one batch)")
     if getattr(cfg.algo, "dynamic_sampling", False):
         raise UserError(f"config: algo={cfg.algo.name} (dynamic sampling) runs on one process only: its ranks "
                         "would keep different numbers of groups")

@@ -102,6 +102,8 @@ def test_train_rl_grpo_runs_on_two_processes(tmp_path):
     (["prompts_per_step=3"], "prompts_per_step=3 must be a multiple of the 2 processes"),
     (["algo.minibatch_size=5"], "algo.minibatch_size=5 must be a multiple of the 2 processes"),
     (["algo=dapo"], "dynamic sampling"),
+    (["algo=prime"], "algo=prime runs on one process only"),
+    (["algo=rloo", "algo.normalize_advantages=true"], "normalize_advantages=true runs on one process only"),
 ])
 def test_online_rl_refuses_what_the_processes_cannot_split(monkeypatch, extra, message):
     from reasoner.algos.registry import get_algorithm
@@ -112,3 +114,36 @@ def test_online_rl_refuses_what_the_processes_cannot_split(monkeypatch, extra, m
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(UserError, match=message):
         validate(cfg, get_algorithm(cfg.algo.name))
+
+
+def _whiten_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    from reasoner import dist
+    from reasoner.algos.masked import masked_whiten
+
+    dist.init_from_env("gloo")
+    x, mask = _advantages()
+    rows = list(range(x.size(0)))[rank::world]
+    torch.save(masked_whiten(x[rows], mask[rows], mean=dist.masked_global_mean), Path(out) / f"rank{rank}.pt")
+
+
+def _advantages():
+    g = torch.Generator().manual_seed(0)
+    mask = (torch.rand(6, 5, generator=g) > 0.3).float()
+    return torch.randn(6, 5, generator=g) * 3 + 1, mask
+
+
+def test_ppo_whitening_is_over_every_ranks_rollouts(tmp_path):
+    """PPO whitens its advantages with the mean and std of both ranks' tokens, as one process does."""
+    import torch.multiprocessing as mp
+
+    from reasoner.algos.masked import masked_whiten
+    from reasoner.dist import masked_global_mean
+
+    x, mask = _advantages()
+    single = masked_whiten(x, mask, mean=masked_global_mean)
+    torch.testing.assert_close(single, masked_whiten(x, mask))  # one process: the plain masked mean
+    mp.start_processes(_whiten_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
+    for rank in range(2):
+        torch.testing.assert_close(torch.load(tmp_path / f"rank{rank}.pt"), single[rank::2], atol=1e-6, rtol=1e-5)
