@@ -41,6 +41,23 @@ def torchrun_argv(command: str, overrides: list[str], nproc: int, nnodes: int = 
     return [*run, "-m", "reasoner", command, *overrides]
 
 
+def check_world(command: str, cfg, n: int) -> None:
+    """What a run on n processes needs beyond its config (checked by the launcher before any
+    process starts, and by every rank): online RL splits whole prompt groups evenly; offline RL
+    trains from a file in one round (collecting runs on one process)."""
+    if n <= 1 or command != "train-rl":
+        return
+    from reasoner.algos.registry import get_algorithm
+
+    if get_algorithm(cfg.algo.name).kind == "online":
+        from reasoner.rl.recipe import validate_sharding
+
+        validate_sharding(cfg, n)
+    elif cfg.rounds > 1 or cfg.train_file is None:
+        raise UserError(f"config: offline RL on {n} processes needs train_file= and rounds=1 (collecting "
+                        "between rounds runs on one process)")
+
+
 def show(argv: list[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
@@ -52,5 +69,6 @@ def launch(command: str, overrides: list[str], nproc: int, nnodes: int = 1, rdzv
     from reasoner import api
 
     argv = torchrun_argv(command, overrides, nproc, nnodes, rdzv)
-    api.load_config(command, argv[argv.index(command) + 1:])  # a bad override: one line here, not N tracebacks
+    cfg = api.load_config(command, argv[argv.index(command) + 1:])  # a bad override: one line here, not N tracebacks
+    check_world(command, cfg, nproc * nnodes)
     return subprocess.call(argv)

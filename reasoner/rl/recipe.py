@@ -43,12 +43,12 @@ def validate(cfg, algorithm) -> None:
     validate_sharding(cfg)
 
 
-def validate_sharding(cfg) -> None:
-    """Under N processes each rank samples and trains on prompts_per_step / N whole prompt groups;
-    every rank must take the same number of optimiser steps."""
+def validate_sharding(cfg, n: int | None = None) -> None:
+    """Under N processes (default: as torchrun says) each rank samples and trains on
+    prompts_per_step / N whole prompt groups; every rank must take the same number of optimiser steps."""
     from reasoner.dist.context import env_world_size
 
-    n = env_world_size()
+    n = env_world_size() if n is None else n
     if n <= 1:
         return
     if cfg.prompts_per_step % n:

@@ -37,18 +37,10 @@ def validate(cfg, algorithm) -> None:
         if not ok:
             raise UserError(f"config: {message}")
     algorithm.validate(cfg)
-    _validate_processes(cfg)
-
-
-def _validate_processes(cfg) -> None:
-    """On N processes each rank trains on its share of every batch; collecting (rounds > 1, or
-    no train_file) runs on one process."""
     from reasoner.dist.context import env_world_size
+    from reasoner.dist.launch import check_world
 
-    n = env_world_size()
-    if n > 1 and (cfg.rounds > 1 or cfg.train_file is None):
-        raise UserError(f"config: offline RL on {n} processes needs train_file= and rounds=1 (collecting "
-                        "between rounds runs on one process)")
+    check_world("train-rl", cfg, env_world_size())
 
 
 def collect_round(cfg, model_cfg, out_dir: Path, k: int) -> Path:

@@ -36,6 +36,9 @@ def test_the_users_strategy_is_kept_and_several_nodes_meet_at_the_rendezvous(cli
     (["--nproc", "2", "train-sft", "dist.strategy=dpp"], "dist.strategy 'dpp' is not one of single, ddp, deepspeed"),
     (["--nproc", "2", "train-sft", "dist.zero_stage=3", "dist.strategy=deepspeed"], "dist.zero_stage=3 is not supported"),
     (["--nproc", "2", "train-sft", "dist.stratgy=ddp"], "unknown key 'dist.stratgy' (did you mean 'dist.strategy'?)"),
+    (["--nproc", "2", "train-rl", "prompts_per_step=3"], "prompts_per_step=3 must be a multiple of the 2 processes"),
+    (["--nproc", "2", "--nnodes", "2", "--rdzv", "n0:1", "train-rl", "prompts_per_step=6"], "multiple of the 4 processes"),
+    (["--nproc", "2", "train-rl", "algo=oreo"], "offline RL on 2 processes needs train_file= and rounds=1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(cli, args, message):
     code, _, err = cli("launch", *args)
