@@ -16,6 +16,9 @@ stops, and the last checkpoint is what resumes); measuring and undoing the updat
 of the trainable parameters during the step (optim.max_update_ratio=null: no copy, and only the
 finiteness of the new parameters is checked). `guarded_step` steps several optimisers as one
 (PPO's policy and critic): all gradients are checked before any of them steps.
+The optimiser steps through its scale-out strategy (`reasoner.dist`): DDP averages the gradients
+over the ranks before they are measured; under DeepSpeed the norm is known only after its step,
+so a non-finite one is caught after the step and the update undone like an exploded one.
 """
 
 from __future__ import annotations
@@ -121,7 +124,7 @@ def guarded_step(*guards: StepGuard) -> list[float]:
         g.snapshot()
     late = [g.strategy.step() for g in guards]
     norms = [n if n is not None else m for n, m in zip(norms, late)]
-    _check_after_step(guards, [n for n, m in zip(norms, late) if m is not None])
+    _check_after_step(guards, [(g.name, m) for g, m in zip(guards, late) if m is not None])
     return norms
 
 
@@ -131,8 +134,9 @@ def _check_norm(name: str, value: float | None) -> None:
 
 
 def _check_after_step(guards, late_norms=()) -> None:
+    """late_norms: (name, norm) of the optimisers whose norm only their step knew (DeepSpeed)."""
     problems = [p for p in (g.problem_after_step() for g in guards) if p is not None]
-    problems += [f"gradient norm is {n}" for n in late_norms if not math.isfinite(n)]
+    problems += [f"{name} gradient norm is {n}" for name, n in late_norms if not math.isfinite(n)]
     undone = [g.release(undo=bool(problems)) for g in guards]
     if problems:
         raise RefusedStep(problems[0] + ("" if all(undone) else " (not undone: optim.max_update_ratio is off)"))
