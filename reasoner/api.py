@@ -90,12 +90,32 @@ def load_config(command: str, overrides=None):
 def run_config(command: str, cfg) -> dict:
     """Run `command`'s stage on an already loaded config; its summary."""
     _, module = _command(command)
-    if hasattr(cfg, "run_dir"):  # a bad run_dir stops before data or a model is loaded
+    from reasoner.dist import is_main
+
+    _join_processes(command, cfg)
+    if hasattr(cfg, "run_dir") and is_main():  # a bad run_dir stops before data or a model is loaded
         from reasoner.utils.run import check_run_dir
 
         check_run_dir(cfg.run_dir)
     result = importlib.import_module(f"reasoner.stages.{module}").run(cfg)
     return result if isinstance(result, dict) else {}
+
+
+def _join_processes(command: str, cfg) -> None:
+    """Under torchrun (`reasoner launch`): check dist.* and join the process group before run_dir
+    is touched, so rank 0 alone writes it. A command without a dist section runs on one process."""
+    from reasoner import dist
+    from reasoner.dist.context import env_world_size
+
+    settings, n = getattr(cfg, "dist", None), env_world_size()
+    if n > 1 and settings is None:
+        raise UserError(f"{command} runs on one process (launch runs train-sft, train-prm and train-rl)")
+    if settings is None:
+        return
+    dist.check(settings)
+    if n > 1 and settings.strategy == "single":
+        raise UserError(f"config: dist.strategy=single under {n} processes: use dist.strategy=ddp or deepspeed")
+    dist.init_from_env(settings.backend)
 
 
 def run(command: str, overrides=None) -> dict:

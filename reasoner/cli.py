@@ -112,6 +112,30 @@ def recipe(
     typer.echo(f"results: {page}")
 
 
+@app.command("launch", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def launch(
+    command: str = typer.Argument(..., help="The training command: train-sft | train-prm | train-rl."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Its overrides (dist.strategy=deepspeed for ZeRO; default ddp)."),
+    nproc: int = typer.Option(..., "--nproc", help="Processes per node (one per GPU; CPU: gloo)."),
+    nnodes: int = typer.Option(1, "--nnodes", help="Nodes (run the same launch on each)."),
+    rdzv: Optional[str] = typer.Option(None, "--rdzv", help="HOST:PORT every node meets at (with --nnodes > 1)."),
+    show: bool = typer.Option(False, "--show", help="Print the torchrun command line and exit."),
+) -> None:
+    """Run a training command on N processes through torchrun (docs/distributed.md)."""
+    from reasoner.dist import launch as L
+
+    try:
+        argv = L.torchrun_argv(command, list(overrides or []), nproc, nnodes, rdzv)
+        if show:
+            typer.echo(L.show(argv))
+            return
+        code = L.launch(command, list(overrides or []), nproc, nnodes, rdzv)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(code)
+
+
 @app.command("models")
 def models() -> None:
     """List the model presets."""

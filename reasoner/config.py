@@ -280,6 +280,10 @@ def check_consistency(cfg, user_paths: set[str]) -> None:
     (defaults in the yamls and the schema never count as a misapplied option)."""
     if isinstance(getattr(cfg, "data", None), DataConfig):
         check_data_options(cfg.data, {p.split(".")[1] for p in user_paths if p.startswith("data.")})
+    if getattr(cfg, "dist", None) is not None:
+        from reasoner.dist import check
+
+        check(cfg.dist)
     if isinstance(cfg, DecodeConfig):
         check_search(cfg.search, cfg.sweep_methods)
         check_k(cfg, any(p == "k" or p.startswith("k.") for p in user_paths))

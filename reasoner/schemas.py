@@ -141,6 +141,17 @@ class OptimConfig:
 
 
 @dataclass
+class DistConfig:
+    """Scale-out of a training command (`reasoner launch --nproc N ...`, docs/distributed.md):
+    how each optimiser steps across the processes; one process runs every strategy as single."""
+
+    strategy: str = "single"  # single | ddp | deepspeed
+    zero_stage: int = 2  # deepspeed: ZeRO stage 1 or 2
+    deepspeed_config: Optional[str] = None  # deepspeed: a DeepSpeed json instead of the fp32 ZeRO default
+    backend: str = "auto"  # auto (nccl with CUDA, else gloo) | gloo | nccl
+
+
+@dataclass
 class TrainSFTConfig:
     run_dir: str = "runs/sft"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -161,6 +172,7 @@ class TrainSFTConfig:
     resume: bool = True
     tensorboard: bool = False  # also log metrics to run_dir/tensorboard
     wandb: bool = False  # also log metrics to Weights & Biases
+    dist: DistConfig = field(default_factory=DistConfig)
 
 
 @dataclass
@@ -236,6 +248,7 @@ class TrainPRMConfig:
     resume: bool = True
     tensorboard: bool = False
     wandb: bool = False
+    dist: DistConfig = field(default_factory=DistConfig)
 
 
 @dataclass
@@ -320,6 +333,7 @@ class TrainRLConfig:
     resume: bool = True
     tensorboard: bool = False
     wandb: bool = False
+    dist: DistConfig = field(default_factory=DistConfig)
 
 
 SCHEMAS: dict[str, type] = {

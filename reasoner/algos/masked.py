@@ -17,11 +17,14 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
     return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1.0)
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """(x - mean) / std over the masked entries (population std); masked-out entries become 0."""
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8, mean=None) -> torch.Tensor:
+    """(x - mean) / std over the masked entries (population std); masked-out entries become 0.
+    `mean(x, mask)`: how entries are averaged (default masked_mean; over every rank's batch:
+    `dist.masked_global_mean`)."""
+    mean_of = mean or masked_mean
     mask = mask.to(x.dtype)
-    mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
+    mean = mean_of(x, mask)
+    var = mean_of((x - mean) ** 2, mask)
     return (x - mean) * torch.rsqrt(var + eps) * mask
 
 

@@ -12,20 +12,23 @@ import torch
 from reasoner.algos.masked import masked_mean, reverse_cumsum
 
 
-def oreo_value_loss(values: torch.Tensor, rho: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """L_V = mean_S (V(s_t) + beta * sg[sum_{i>=t} rho_i] - R)^2."""
+def oreo_value_loss(values: torch.Tensor, rho: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor, beta: float,
+                    mean=masked_mean) -> tuple[torch.Tensor, dict[str, float]]:
+    """L_V = mean_S (V(s_t) + beta * sg[sum_{i>=t} rho_i] - R)^2 (`mean`: how the states are
+    averaged, e.g. over every rank's batch: `dist.masked_batch_mean`)."""
     to_go = reverse_cumsum(rho.detach(), mask)
     err = values + beta * to_go - rewards.unsqueeze(1).to(values.dtype)
-    loss = masked_mean(err ** 2, mask)
+    loss = mean(err ** 2, mask)
     return loss, {"value_loss": float(loss.detach())}
 
 
-def oreo_policy_loss(values: torch.Tensor, rho: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
+def oreo_policy_loss(values: torch.Tensor, rho: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor, beta: float,
+                     mean=masked_mean) -> tuple[torch.Tensor, dict[str, float]]:
     """L_pi = mean_S (sg[V(s_t)] + beta * (rho_t + sg[sum_{i>t} rho_i]) - R)^2 (KL term added by the caller)."""
     to_go = reverse_cumsum(rho.detach(), mask)
     future = to_go - rho.detach() * mask.to(rho.dtype)
     err = values.detach() + beta * (rho + future) - rewards.unsqueeze(1).to(rho.dtype)
-    loss = masked_mean(err ** 2, mask)
+    loss = mean(err ** 2, mask)
     return loss, {"policy_loss": float(loss.detach())}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from reasoner.algos import dpo_loss, full_vocab_kl, k3, oreo_policy_loss, oreo_value_loss, step_sums, token_logprobs
-from reasoner.algos.masked import masked_mean
+from reasoner.dist import batch_mean, masked_batch_mean  # means over every rank's batch (on one process: plain means)
 
 LEVELS = ("token", "step", "response")
 KL_ESTIMATORS = ("full", "k3")
@@ -50,14 +50,14 @@ def oreo_losses(policy, value_model, reference, batch, level: str, beta: float, 
     rho_tok = (logp - ref_logp) * amask
     values_tok = value_model(batch["input_ids"], batch["attention_mask"])[:, :-1]
     V, rho, smask = states(batch, level, values_tok, rho_tok)
-    v_loss, v_metrics = oreo_value_loss(V, rho, smask, batch["rewards"], beta)
-    p_loss, p_metrics = oreo_policy_loss(V, rho, smask, batch["rewards"], beta)
+    v_loss, v_metrics = oreo_value_loss(V, rho, smask, batch["rewards"], beta, mean=masked_batch_mean)
+    p_loss, p_metrics = oreo_policy_loss(V, rho, smask, batch["rewards"], beta, mean=masked_batch_mean)
     kl_tok = full_vocab_kl(logits, ref_logits) if kl_estimator == "full" else k3(logp, ref_logp)
-    kl = masked_mean(kl_tok, amask)
+    kl = masked_batch_mean(kl_tok, amask)
     policy_total = p_loss + kl_coef * kl
     metrics = {**v_metrics, **p_metrics, "kl": float(kl.detach()),
-               "value_mean": float(masked_mean(V.detach(), smask)),
-               "rho_mean": float(masked_mean(rho_tok.detach(), amask))}
+               "value_mean": float(masked_batch_mean(V.detach(), smask)),
+               "rho_mean": float(masked_batch_mean(rho_tok.detach(), amask))}
     return v_loss, policy_total, metrics
 
 
@@ -75,7 +75,8 @@ def dpo_losses(policy, reference, chosen, rejected, beta: float):
     """DPO on (correct, incorrect) pairs: chosen/rejected are collated batches of equal size."""
     ref_c = sequence_logprob(reference, chosen, grad=False)
     ref_r = sequence_logprob(reference, rejected, grad=False)
-    return dpo_loss(sequence_logprob(policy, chosen, True), sequence_logprob(policy, rejected, True), ref_c, ref_r, beta)
+    return dpo_loss(sequence_logprob(policy, chosen, True), sequence_logprob(policy, rejected, True), ref_c, ref_r, beta,
+                    mean=lambda x: batch_mean(x.sum(), x.numel()))
 
 
 def rft_loss(policy, batch):
@@ -86,5 +87,5 @@ def rft_loss(policy, batch):
     labels = torch.full_like(batch["input_ids"], -100)
     labels[:, 1:] = torch.where(batch["action_mask"] > 0, batch["targets"], labels[:, 1:])
     total, n = response_loss(policy, batch["input_ids"], batch["attention_mask"], labels)
-    loss = total / max(1, n)
+    loss = batch_mean(total, n)
     return loss, {"sft_loss": float(loss.detach())}

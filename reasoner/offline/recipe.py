@@ -60,7 +60,11 @@ class OfflineRecipe(RecipeBase):
         self.algorithm.load_state_dict(state)
 
     def train_step(self, step: int) -> Step:
-        batch = [self.items[i] for i in self.batches.indices(step)]
+        """This rank's share of the step's batch (all of it on one process); the objectives'
+        means are over every rank's batch (`dist.batch_mean`), and the ranks' gradients averaged."""
+        from reasoner.dist import shard
+
+        batch = shard([self.items[i] for i in self.batches.indices(step)], never_empty=True)
         metrics = self.algorithm.update(batch)
         tokens = sum(len(s.input_ids) for b in batch for s in (b if isinstance(b, tuple) else (b,)))
         rounded = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}

@@ -154,19 +154,24 @@ class PRMRecipe(RecipeBase):
         return sum(len(it.targets) for it in items) if self.spec.kind == "discriminative" else len(items)
 
     def train_step(self, step: int) -> Step:
+        """The step's global batch, this rank's share of it in micro-batches (all of it on one process)."""
+        from reasoner import dist
+
         cfg, device = self.cfg, device_of(self.model)
         picked = [self.items[i] for i in self.batches.indices(step)]
         total_w = self._weight(picked)
+        mine, scale = dist.shard(picked), dist.loss_scale(total_w)
         loss_sum, acc_sum, tokens = 0.0, 0.0, 0
-        for m in range(cfg.grad_accum):
-            micro = picked[m * cfg.batch_size:(m + 1) * cfg.batch_size]
+        for m in range(0, len(mine), cfg.batch_size):
+            micro = mine[m:m + cfg.batch_size]
             w = self._weight(micro)
             loss, mets = batch_loss(self.model, self.reference, self.spec, micro, pad_id(self.tokenizer), device,
                                     self.pos_neg)
-            (loss * (w / total_w)).backward()
+            self.opt.backward(loss * (w * scale))
             loss_sum += mets["loss"] * w
             acc_sum += mets[self.acc_key] * w
             tokens += sum(len(it.input_ids) for it in micro)
+        loss_sum, acc_sum = dist.all_sum(loss_sum), dist.all_sum(acc_sum)
         self.final_loss = loss_sum / total_w
         check_loss("loss", self.final_loss)
         grad_norm = self.opt.step()

@@ -40,15 +40,40 @@ def validate(cfg, algorithm) -> None:
     extra = cfg.algo.replay if hasattr(cfg.algo, "replay") else 0
     if g.n + extra < 2:
         raise UserError(f"config: algo {cfg.algo.name} needs at least 2 samples per prompt (generation.n={g.n})")
+    validate_sharding(cfg)
+
+
+def validate_sharding(cfg, n: int | None = None) -> None:
+    """Under N processes (default: as torchrun says) each rank samples and trains on
+    prompts_per_step / N whole prompt groups; every rank must take the same number of optimiser steps."""
+    from reasoner.dist.context import env_world_size
+
+    n = env_world_size() if n is None else n
+    if n <= 1:
+        return
+    if cfg.prompts_per_step % n:
+        raise UserError(f"config: prompts_per_step={cfg.prompts_per_step} must be a multiple of the {n} processes "
+                        "(each rank samples whole prompt groups)")
+    if cfg.algo.minibatch_size is not None and cfg.algo.minibatch_size % n:
+        raise UserError(f"config: algo.minibatch_size={cfg.algo.minibatch_size} must be a multiple of the {n} processes")
+    if cfg.algo.name == "prime":
+        raise UserError("config: algo=prime runs on one process only (its accuracy filter keeps different groups per rank)")
+    if getattr(cfg.algo, "normalize_advantages", False):
+        raise UserError("config: algo.normalize_advantages=true runs on one process only (it whitens one batch)")
+    if getattr(cfg.algo, "dynamic_sampling", False):
+        raise UserError(f"config: algo={cfg.algo.name} (dynamic sampling) runs on one process only: its ranks "
+                        "would keep different numbers of groups")
 
 
 def update_plan(cfg, algorithm):
     """The update's shape (rl.update.UpdatePlan) from the run's and the algorithm's config."""
     from reasoner.rl.update import UpdatePlan
 
+    from reasoner.dist import world_size
+
     a = cfg.algo
-    return UpdatePlan(
-        epochs=algorithm.epochs, minibatch_size=a.minibatch_size, micro_batch=cfg.batch_size, eps_low=a.eps_low,
+    return UpdatePlan(  # a minibatch is global: each rank steps on its share of it
+        epochs=algorithm.epochs, minibatch_size=a.minibatch_size and a.minibatch_size // world_size(), micro_batch=cfg.batch_size, eps_low=a.eps_low,
         eps_high=a.eps_high, dual_clip=a.dual_clip, aggregation=a.loss_aggregation,
         importance_level=algorithm.importance_level, beta=a.beta, kl_estimator=a.kl_estimator,
         max_len=cfg.generation.max_new_tokens, value_clip=getattr(a, "value_clip", 0.2),
@@ -110,9 +135,11 @@ class OnlineRecipe(RecipeBase):
 
     def start(self, step: int) -> None:
         """The steps after the checkpoint run again and append their trajectories again: drop them."""
+        from reasoner.dist import is_main
         from reasoner.utils.io import keep_jsonl
 
-        keep_jsonl(self.out_dir / POOL, lambda rec: isinstance(rec, dict) and (rec.get("meta") or {}).get("step", 0) <= step)
+        if is_main():
+            keep_jsonl(self.out_dir / POOL, lambda rec: isinstance(rec, dict) and (rec.get("meta") or {}).get("step", 0) <= step)
 
     def describe(self) -> str:
         c = self.cfg
@@ -133,7 +160,8 @@ class OnlineRecipe(RecipeBase):
     # ----------------------------------------------------------------- one step
 
     def train_step(self, step: int) -> Step:
-        """One rollout batch and its update."""
+        """One rollout batch (this rank's prompt groups) and its update."""
+        from reasoner import dist
         from reasoner.rl import rollouts as R
         from reasoner.utils.io import append_jsonl
 
@@ -145,8 +173,9 @@ class OnlineRecipe(RecipeBase):
         samples = [s for roll, _ in rounds for s in roll.samples]
         rewards = R.concat_rewards([rw for _, rw in rounds])
         fresh = [i for i, s in enumerate(samples) if s.fresh]
-        self.rollouts += len(fresh)
-        correct = correct_records(samples, rewards, fresh, step, self.cfg.algo.name)
+        self.rollouts += int(dist.all_sum(len(fresh)))
+        correct = [r for part in dist.gather_objects(correct_records(samples, rewards, fresh, step, self.cfg.algo.name))
+                   for r in part]
         metrics = {**self.rollout_metrics(samples, rewards, fresh), **self.algorithm.on_rollouts(samples, correct)}
         roll, train_rewards = rounds[0]
         if self.algorithm.dynamic_sampling:
@@ -157,7 +186,7 @@ class OnlineRecipe(RecipeBase):
         else:
             metrics["skipped"] = 1  # dynamic sampling found no group with differing rewards
         metrics.update({"gen_s": round(gen_s, 3), "step_s": round(time.time() - started, 3), "lr": self.opt.lr})
-        if correct:
+        if correct and dist.is_main():
             append_jsonl(self.out_dir / POOL, correct)
         return Step(_round(metrics), sum(len(samples[i].completion_ids) for i in fresh))
 
@@ -178,6 +207,7 @@ class OnlineRecipe(RecipeBase):
         (fresh prompts each) until prompts_per_step groups with differing rewards are found.
         Returns [(rollouts, rewards)] per round, the (round, group) pairs to train on, and the
         last round's generator (it also orders the update's minibatches)."""
+        from reasoner.dist import shard
         from reasoner.evaluation import sampling_params
         from reasoner.prompts import build_prompt
         from reasoner.rl import rollouts as R
@@ -185,7 +215,7 @@ class OnlineRecipe(RecipeBase):
         cfg, algorithm = self.cfg, self.algorithm
         rounds, kept = [], []
         for r in range(cfg.algo.max_sampling_rounds if algorithm.dynamic_sampling else 1):
-            idx = R.step_problem_indices(len(self.problems), cfg.prompts_per_step, cfg.seed, step, r)
+            idx = shard(R.step_problem_indices(len(self.problems), cfg.prompts_per_step, cfg.seed, step, r))
             problems = [self.problems[i] for i in idx]
             prompts = [build_prompt(p.prompt, self.tokenizer, cfg.model.chat_template, cfg.model.system_prompt, cfg.data.name)
                        for p in problems]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from reasoner.algos import POLICY_LOSSES, aggregate, clipped_value_loss, full_vocab_kl
+from reasoner.dist import backward, world_size
 from reasoner.rl.batch import RolloutBatch, reference_outputs, response_logprobs, response_values
 from reasoner.utils.guard import RefusedStep, StepGuard, check_loss, guarded_step
 
@@ -46,10 +47,27 @@ class UpdatePlan:
         return (self.minibatch_size or B) < B
 
 
-def _weight(plan: UpdatePlan, mask: torch.Tensor, rows: torch.Tensor, mb_rows: torch.Tensor) -> float:
+@dataclass
+class _Totals:
+    """A minibatch's loss-mask tokens and rows over every rank: the micro-batch weights'
+    denominators, so that the ranks' averaged gradient is the global minibatch's."""
+
+    tokens: float
+    rows: float
+
+    @classmethod
+    def of(cls, mask: torch.Tensor, mb_rows: torch.Tensor) -> "_Totals":
+        from reasoner import dist
+
+        return cls(dist.all_sum(float(mask[mb_rows].sum())), dist.all_sum(len(mb_rows)))
+
+
+def _weight(plan: UpdatePlan, mask: torch.Tensor, rows: torch.Tensor, totals: _Totals) -> float:
+    from reasoner.dist import world_size
+
     if plan.importance_level == "token" and plan.aggregation == "token-mean":
-        return float(mask[rows].sum()) / max(1.0, float(mask[mb_rows].sum()))
-    return len(rows) / len(mb_rows)
+        return world_size() * float(mask[rows].sum()) / max(1.0, totals.tokens)
+    return world_size() * len(rows) / totals.rows
 
 
 @torch.no_grad()
@@ -89,15 +107,16 @@ def policy_update(model, optimizer, scheduler, batch: RolloutBatch, advantages: 
     if critic_optimizer is not None:
         guards.append(StepGuard(critic_optimizer, "critic", plan.max_grad_norm, plan.max_update_ratio))
     run = _Pass(model, batch, advantages, mask, plan, ref_logp, reference, critic, old_values, returns)
+    run.optimizers = (optimizer, critic_optimizer)
     stored = [None] * B if old_logp is None else None
     for epoch in range(plan.epochs):
         for mb in plan.minibatches(B, rng):
             optimizer.zero_grad(set_to_none=True)
             if critic_optimizer is not None:
                 critic_optimizer.zero_grad(set_to_none=True)
-            total = 0.0
+            total, totals = 0.0, _Totals.of(mask, mb)
             for i in range(0, len(mb), plan.micro_batch):
-                total += run.micro_batch(mb[i:i + plan.micro_batch], mb, epoch, old_logp, stored)
+                total += run.micro_batch(mb[i:i + plan.micro_batch], totals, epoch, old_logp, stored)
             grad_norm = guarded_step(*guards)[0]
             scheduler.step()
             run.note("loss", total)
@@ -114,6 +133,7 @@ class _Pass:
     def __init__(self, model, batch, advantages, mask, plan, ref_logp, reference, critic, old_values, returns):
         self.model, self.batch, self.advantages, self.mask, self.plan = model, batch, advantages, mask, plan
         self.ref_logp, self.reference, self.critic, self.old_values, self.returns = ref_logp, reference, critic, old_values, returns
+        self.optimizers = (None, None)  # (policy, critic): whose strategy each backward goes through
         self.use_k3 = plan.beta != 0.0 and plan.kl_estimator == "k3"
         self.use_full = plan.beta != 0.0 and plan.kl_estimator == "full"
         self.sums: dict[str, float] = {}
@@ -123,7 +143,7 @@ class _Pass:
         self.sums[key] = self.sums.get(key, 0.0) + float(value) * w
         self.counts[key] = self.counts.get(key, 0) + w
 
-    def micro_batch(self, rows, mb, epoch: int, old_logp, stored) -> float:
+    def micro_batch(self, rows, totals: _Totals, epoch: int, old_logp, stored) -> float:
         """Forward + backward of one micro-batch (policy, and critic if any); its weighted loss."""
         plan = self.plan
         sub = self.batch.rows(rows.to(self.batch.input_ids.device))
@@ -137,14 +157,14 @@ class _Pass:
             for j, r in enumerate(rows.tolist()):
                 stored[r] = stored_old[j]
         loss, met = self.surrogate(logp, logits, old, rows, sub, m)
-        w = _weight(plan, self.mask, rows, mb)
+        w = _weight(plan, self.mask, rows, totals)
         check_loss("policy loss", loss)
-        (loss * w).backward()
+        backward(loss * w, self.optimizers[0])
         if self.critic is not None:
             values = response_values(self.critic, sub)
             vloss, vmet = clipped_value_loss(values, self.old_values[rows], self.returns[rows], m, plan.value_clip)
             check_loss("value loss", vloss)
-            (vloss * len(rows) / len(mb)).backward()
+            backward(vloss * (world_size() * len(rows) / totals.rows), self.optimizers[1])
             self.note("value_loss", vmet["value_loss"], len(rows))
         for k, v in met.items():
             self.note(k, v, len(rows))

@@ -37,6 +37,10 @@ def validate(cfg, algorithm) -> None:
         if not ok:
             raise UserError(f"config: {message}")
     algorithm.validate(cfg)
+    from reasoner.dist.context import env_world_size
+    from reasoner.dist.launch import check_world
+
+    check_world("train-rl", cfg, env_world_size())
 
 
 def collect_round(cfg, model_cfg, out_dir: Path, k: int) -> Path:

@@ -11,7 +11,11 @@ It owns everything around the steps, the same way for every trainer:
   checkpoint are dropped first, since those steps run again;
 - the eval hook: `recipe.evaluate()` every `eval_every` steps (and on the last step unless the
   recipe reports its final accuracy itself);
-- the end: every model checked finite, `recipe.save_final`, summary.json (+ wall_s) written atomically.
+- the end: every model checked finite, `recipe.save_final`, summary.json (+ wall_s) written atomically;
+- scale-out (`reasoner.dist`, options.dist): the strategy every optimiser is wrapped in; on N
+  processes each step's metrics are averaged over the ranks (tokens summed), rank 0 alone
+  logs, writes metrics, checkpoints, final/ and summary.json and runs the eval hook, and
+  decides out_dir and the checkpoint to resume from for every rank.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from reasoner import dist
 from reasoner.train.progress import StepProgress
 from reasoner.train.sinks import MetricSink
 from reasoner.utils import checkpoint as ckpt
@@ -38,6 +43,7 @@ class LoopOptions:
     tensorboard: bool = False
     wandb: bool = False
     config: dict | None = None  # the run's config, for W&B
+    dist: object = None  # the run's DistConfig (None: one process, no strategy)
 
     @classmethod
     def from_config(cls, cfg) -> "LoopOptions":
@@ -46,7 +52,7 @@ class LoopOptions:
 
         return cls(log_every=max(1, cfg.log_every), save_every=cfg.save_every or 0,
                    eval_every=getattr(cfg, "eval_every", 0) or 0, resume=cfg.resume,
-                   tensorboard=cfg.tensorboard, wandb=cfg.wandb, config=to_dict(cfg))
+                   tensorboard=cfg.tensorboard, wandb=cfg.wandb, config=to_dict(cfg), dist=getattr(cfg, "dist", None))
 
 
 class _Meter:
@@ -78,17 +84,22 @@ def train(recipe, out_dir, options: LoopOptions | None = None) -> dict:
     """Run `recipe` to its last step in `out_dir` (resuming from its last checkpoint when
     options.resume); returns the summary, also written to out_dir/summary.json."""
     options = options or LoopOptions()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    dist.activate(options.dist)
+    out_dir = Path(dist.broadcast_object(str(out_dir)))  # rank 0 decides where the run goes
+    if dist.is_main():
+        out_dir.mkdir(parents=True, exist_ok=True)
+    dist.barrier()
     ckpt_root = out_dir / "checkpoints"
     recipe.setup(out_dir)
     start = _resume(recipe, ckpt_root, options.resume)
     recipe.start(start)
-    sink = MetricSink(out_dir, start, options.tensorboard, options.wandb, options.config)
-    log(recipe.describe() + f", out={out_dir}")
+    sink = (MetricSink(out_dir, start, options.tensorboard, options.wandb, options.config) if dist.is_main()
+            else _NoSink())
+    if dist.is_main():
+        log(recipe.describe() + f", out={out_dir}" + (f", {dist.world_size()} processes" if dist.initialized() else ""))
     meter = _Meter()
     try:
-        with StepProgress(recipe.name, recipe.total_steps, start) as bar:
+        with _progress(recipe, start) as bar:
             for step in range(start, recipe.total_steps):
                 _one_step(recipe, step, options, ckpt_root, sink, meter, bar)
     finally:
@@ -96,14 +107,42 @@ def train(recipe, out_dir, options: LoopOptions | None = None) -> dict:
     return _finish(recipe, out_dir, ckpt_root, meter)
 
 
+class _NoSink:
+    """Where the metrics of ranks other than 0 go."""
+
+    def write(self, record: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Quiet:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def update(self, *args) -> None:
+        pass
+
+
+def _progress(recipe, start: int):
+    return StepProgress(recipe.name, recipe.total_steps, start) if dist.is_main() else _Quiet()
+
+
 def _resume(recipe, ckpt_root: Path, resume: bool) -> int:
-    """The step to start from: the last checkpoint's (its state loaded into the recipe), or 0."""
-    existing = ckpt.list_checkpoints(ckpt_root) if resume else []
-    if not existing:
+    """The step to start from: the last checkpoint's (its state loaded into the recipe), or 0.
+    Rank 0 picks the checkpoint; every rank loads it (a shared run_dir)."""
+    existing = ckpt.list_checkpoints(ckpt_root) if resume and dist.is_main() else []
+    last = dist.broadcast_object(str(existing[-1]) if existing else None)
+    if last is None:
         return 0
-    state = ckpt.load_checkpoint(existing[-1], recipe.models())
+    state = ckpt.load_checkpoint(Path(last), recipe.models())
     recipe.load_state_dict(state)
-    log(f"resumed from {existing[-1]} (step {state['step']}/{recipe.total_steps})")
+    if dist.is_main():
+        log(f"resumed from {last} (step {state['step']}/{recipe.total_steps})")
     return state["step"]
 
 
@@ -113,9 +152,10 @@ def _one_step(recipe, step: int, options: LoopOptions, ckpt_root: Path, sink: Me
         out = recipe.train_step(step)
     except RefusedStep as err:
         raise stop_error(recipe.name, step + 1, err, ckpt_root) from None
+    out = out._replace(metrics=dist.mean_metrics(out.metrics), tokens=int(dist.all_sum(out.tokens)))
     meter.add(out.tokens, time.perf_counter() - began)
     done, last = step + 1, step + 1 == recipe.total_steps
-    accuracy = recipe.evaluate() if _eval_due(options.eval_every, done, last, recipe) else None
+    accuracy = _evaluate(recipe) if _eval_due(options.eval_every, done, last, recipe) else None
     if accuracy is not None:
         meter.last_eval = accuracy
     if done % options.log_every == 0 or last or accuracy is not None:
@@ -125,7 +165,15 @@ def _one_step(recipe, step: int, options: LoopOptions, ckpt_root: Path, sink: Me
         sink.write(record)
     bar.update(done, {k: out.metrics[k] for k in recipe.headline if k in out.metrics}, meter.rate())
     if options.save_every and done % options.save_every == 0 and not last:
-        ckpt.save_checkpoint(ckpt_root, done, recipe.models(), recipe.state_dict())
+        state = recipe.state_dict()  # on every rank: a strategy may gather its partitions
+        if dist.is_main():
+            ckpt.save_checkpoint(ckpt_root, done, recipe.models(), state)
+        dist.barrier()
+
+
+def _evaluate(recipe) -> float | None:
+    """The eval hook on rank 0 (every rank has the same weights); its accuracy on every rank."""
+    return dist.broadcast_object(recipe.evaluate() if dist.is_main() else None)
 
 
 def _eval_due(every: int, done: int, last: bool, recipe) -> bool:
@@ -141,8 +189,10 @@ def _finish(recipe, out_dir: Path, ckpt_root: Path, meter: _Meter) -> dict:
     from reasoner.utils.io import write_json_atomic
 
     require_finite_model(recipe.models(), f"{recipe.name}: final model", ckpt_root)
-    summary = recipe.save_final(out_dir, meter.last_eval)
-    summary["wall_s"] = round(time.time() - meter.started, 1)
-    write_json_atomic(out_dir / SUMMARY, summary)
-    log(f"{recipe.name}: done, {recipe.total_steps} steps in {summary['wall_s']} s -> {out_dir}")
-    return summary
+    summary = None
+    if dist.is_main():
+        summary = recipe.save_final(out_dir, meter.last_eval)
+        summary["wall_s"] = round(time.time() - meter.started, 1)
+        write_json_atomic(out_dir / SUMMARY, summary)
+        log(f"{recipe.name}: done, {recipe.total_steps} steps in {summary['wall_s']} s -> {out_dir}")
+    return dist.broadcast_object(summary)

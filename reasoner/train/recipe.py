@@ -87,10 +87,14 @@ class RecipeBase:
 
 
 class Optim:
-    """One model's AdamW, its LR schedule (None: a constant lr) and its step guard."""
+    """One model's AdamW under the run's scale-out strategy (`reasoner.dist`: single, DDP,
+    DeepSpeed), its LR schedule (None: a constant lr) and its step guard."""
 
     def __init__(self, params, name: str, lr: float, optim_cfg, total_steps: int | None = None):
+        from reasoner import dist
+
         self.optimizer = build_optimizer(params, lr, optim_cfg.weight_decay, optim_cfg.betas)
+        self.strategy = dist.wrap(None, self.optimizer)
         self.scheduler = (None if total_steps is None else
                           build_scheduler(self.optimizer, optim_cfg.schedule, optim_cfg.warmup_steps, total_steps))
         self.guard = StepGuard.for_config(self.optimizer, name, optim_cfg)
@@ -99,18 +103,22 @@ class Optim:
     def lr(self) -> float:
         return self.scheduler.get_last_lr()[0] if self.scheduler is not None else self.optimizer.param_groups[0]["lr"]
 
+    def backward(self, loss: torch.Tensor) -> None:
+        """loss.backward(), as the strategy needs it (DeepSpeed sees every micro-batch)."""
+        self.strategy.backward(loss)
+
     def step(self) -> float:
         """One guarded step (then the schedule advances and the gradients are cleared); the gradient norm."""
         return step_together(self)[0]
 
     def state_dict(self) -> dict:
-        state = {"optimizer": self.optimizer.state_dict()}
+        state = {"optimizer": self.strategy.state_dict()}
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.strategy.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
 
@@ -123,7 +131,7 @@ def step_together(*optims: Optim) -> list[float]:
     for o in optims:
         if o.scheduler is not None:
             o.scheduler.step()
-        o.optimizer.zero_grad(set_to_none=True)
+        o.strategy.zero_grad()
     return norms
 
 

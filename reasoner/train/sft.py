@@ -118,19 +118,24 @@ class SFTRecipe(RecipeBase):
         self.opt.load_state_dict(state)
 
     def train_step(self, step: int) -> Step:
+        """The step's global batch, this rank's share of it in micro-batches of batch_size
+        (all of it on one process): the loss per response token of the whole batch."""
+        from reasoner import dist
+
         cfg, device = self.cfg, device_of(self.model)
         picked = self.batches.indices(step)
         n_resp = sum(sum(1 for x in self.encoded[j][1][1:] if x != -100) for j in picked)
+        mine, scale = dist.shard(picked), dist.loss_scale(n_resp)
         loss_sum, tokens = 0.0, 0
-        for m in range(cfg.grad_accum):
-            idx = picked[m * cfg.batch_size:(m + 1) * cfg.batch_size]
+        for m in range(0, len(mine), cfg.batch_size):
+            idx = mine[m:m + cfg.batch_size]
             ids, mask, labels = pad_batch([self.encoded[j][0] for j in idx], pad_id(self.tokenizer),
                                           [self.encoded[j][1] for j in idx])
             micro_sum, _ = response_loss(self.model, ids.to(device), mask.to(device), labels.to(device))
-            (micro_sum / max(1, n_resp)).backward()
+            self.opt.backward(micro_sum * scale)
             loss_sum += micro_sum.item()
             tokens += int(mask.sum())
-        self.final_loss = loss_sum / max(1, n_resp)
+        self.final_loss = dist.all_sum(loss_sum) / max(1, n_resp)
         check_loss("loss", self.final_loss)
         grad_norm = self.opt.step()
         return Step({"loss": round(self.final_loss, 5), "lr": self.opt.lr, "grad_norm": round(float(grad_norm), 4),

@@ -16,6 +16,9 @@ stops, and the last checkpoint is what resumes); measuring and undoing the updat
 of the trainable parameters during the step (optim.max_update_ratio=null: no copy, and only the
 finiteness of the new parameters is checked). `guarded_step` steps several optimisers as one
 (PPO's policy and critic): all gradients are checked before any of them steps.
+The optimiser steps through its scale-out strategy (`reasoner.dist`): DDP averages the gradients
+over the ranks before they are measured; under DeepSpeed the norm is known only after its step,
+so a non-finite one is caught after the step and the update undone like an exploded one.
 """
 
 from __future__ import annotations
@@ -49,28 +52,28 @@ class StepGuard:
     max_grad_norm: float | None = None  # clip to this first (None: measure only)
     max_update_ratio: float | None = 1.0  # refuse ||delta|| / ||params|| above this (None: finiteness only)
     params: list[torch.nn.Parameter] = field(init=False, repr=False)
+    strategy: object = field(init=False, repr=False)  # how the optimiser steps across ranks (reasoner.dist)
     _snapshot: list[torch.Tensor] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
+        from reasoner.dist import SingleStrategy, strategy_of
+
         if self.max_update_ratio is not None and not self.max_update_ratio > 0:
             raise UserError(f"config: optim.max_update_ratio must be > 0 (or null: off), got {self.max_update_ratio}")
-        self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.strategy = strategy_of(self.optimizer) or SingleStrategy().wrap(None, self.optimizer)
+        self.params = self.strategy.params
 
     @classmethod
     def for_config(cls, optimizer, name: str, optim_cfg) -> "StepGuard":
         """The guard of `optimizer` with the run's optim.max_grad_norm / optim.max_update_ratio."""
         return cls(optimizer, name, optim_cfg.max_grad_norm, optim_cfg.max_update_ratio)
 
-    def check_before_step(self) -> float:
-        """Clip the gradients and return their (pre-clip) norm; RefusedStep if it is not finite."""
-        grads = [p for p in self.params if p.grad is not None]
-        if self.max_grad_norm is not None:
-            norm = torch.nn.utils.clip_grad_norm_(grads, self.max_grad_norm)
-        else:
-            norm = torch.nn.utils.get_total_norm([p.grad for p in grads])
-        value = float(norm)
-        if not math.isfinite(value):
-            raise RefusedStep(f"{self.name} gradient norm is {value}")
+    def check_before_step(self) -> float | None:
+        """Make the gradients global (the strategy: DDP all-reduces them), clip them and return
+        their (pre-clip) norm; RefusedStep if it is not finite. None when only the step knows
+        the norm (DeepSpeed): it is checked after the step."""
+        value = self.strategy.clip(self.max_grad_norm)
+        _check_norm(self.name, value)
         return value
 
     def snapshot(self) -> None:
@@ -119,14 +122,21 @@ def guarded_step(*guards: StepGuard) -> list[float]:
     norms = [g.check_before_step() for g in guards]
     for g in guards:
         g.snapshot()
-    for g in guards:
-        g.optimizer.step()
-    _check_after_step(guards)
+    late = [g.strategy.step() for g in guards]
+    norms = [n if n is not None else m for n, m in zip(norms, late)]
+    _check_after_step(guards, [(g.name, m) for g, m in zip(guards, late) if m is not None])
     return norms
 
 
-def _check_after_step(guards) -> None:
+def _check_norm(name: str, value: float | None) -> None:
+    if value is not None and not math.isfinite(value):
+        raise RefusedStep(f"{name} gradient norm is {value}")
+
+
+def _check_after_step(guards, late_norms=()) -> None:
+    """late_norms: (name, norm) of the optimisers whose norm only their step knew (DeepSpeed)."""
     problems = [p for p in (g.problem_after_step() for g in guards) if p is not None]
+    problems += [f"{name} gradient norm is {n}" for name, n in late_norms if not math.isfinite(n)]
     undone = [g.release(undo=bool(problems)) for g in guards]
     if problems:
         raise RefusedStep(problems[0] + ("" if all(undone) else " (not undone: optim.max_update_ratio is off)"))

@@ -60,10 +60,20 @@ def check_run_dir(run_dir) -> Path:
 
 
 def prepare_run_dir(cfg, command: str) -> Path:
-    """Create run_dir and write config.yaml + run.json (command, version, git sha, time)."""
+    """Create run_dir and write config.yaml + run.json (command, version, git sha, time); on N
+    processes rank 0 does, and its run_dir is every rank's."""
+    from reasoner import dist
+
+    run_dir = Path(dist.broadcast_object(str(check_run_dir(cfg.run_dir)) if dist.is_main() else None))
+    if dist.is_main():
+        _write_run_files(cfg, command, run_dir)
+    dist.barrier()
+    return run_dir
+
+
+def _write_run_files(cfg, command: str, run_dir: Path) -> None:
     from reasoner.config import to_yaml
 
-    run_dir = check_run_dir(cfg.run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.yaml", to_yaml(cfg))
@@ -77,6 +87,5 @@ def prepare_run_dir(cfg, command: str) -> Path:
         write_text_atomic(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")
     except OSError as exc:
         raise UserError(f"run_dir '{cfg.run_dir}': cannot write to it ({exc.strerror or exc.__class__.__name__})") from None
-    return run_dir
 
 

@@ -64,7 +64,7 @@ class OfflineAlgorithm:
 def policy_step(what: str, loss, metrics: dict, opt) -> dict:
     """Backward + one optimiser step of a single-model objective (RFT, DPO); its metrics."""
     check_loss(what, loss)
-    loss.backward()
+    opt.backward(loss)
     metrics["grad_norm"] = opt.step()
     metrics["loss"] = float(loss.detach())
     metrics["lr"] = opt.lr

@@ -66,8 +66,8 @@ class OREO(OfflineAlgorithm):
                                             a.kl_coef, a.kl_estimator)
         check_loss("value loss", v_loss)
         check_loss("policy loss", p_loss)
-        v_loss.backward()   # critic: reaches only the value model (rho is stop-gradiented)
-        p_loss.backward()   # actor: reaches only the policy (V entered detached, from before the critic step)
+        self.opts["value"].backward(v_loss)   # critic: reaches only the value model (rho is stop-gradiented)
+        self.opts["policy"].backward(p_loss)   # actor: reaches only the policy (V entered detached, from before the critic step)
         m["value_grad_norm"], m["grad_norm"] = step_together(self.opts["value"], self.opts["policy"])
         m["loss"] = float(p_loss.detach())
         m["lr"] = self.opts["policy"].lr

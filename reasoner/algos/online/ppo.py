@@ -54,6 +54,7 @@ class PPO(OnlineAlgorithm):
     def advantages(self, inputs: UpdateInputs) -> Advantages:
         from reasoner.algos import gae
         from reasoner.algos.masked import masked_whiten
+        from reasoner.dist import masked_global_mean
         from reasoner.rl.update import no_grad_values
 
         mask, outcome = inputs.mask, inputs.outcome
@@ -71,7 +72,8 @@ class PPO(OnlineAlgorithm):
         critic = {"critic": self.critic, "critic_optimizer": self.critic_opt.optimizer, "old_values": old_values,
                   "returns": returns}
         metrics = {"value_mean": float((old_values * mask).sum() / mask.sum().clamp(min=1))}
-        return Advantages(masked_whiten(adv, mask), inputs, metrics, critic)
+        # whitened over every rank's rollouts (on one process: this batch)
+        return Advantages(masked_whiten(adv, mask, mean=masked_global_mean), inputs, metrics, critic)
 
     def save_final(self, out_dir, recipe) -> dict:
         self.critic.eval()

@@ -104,7 +104,7 @@ class PRIME(OnlineAlgorithm):
             loss, met = implicit_loss(logp, ref[sl], mask[sl], outcome[sl], beta)
             check_loss("implicit PRM loss", loss)
             n = logp.size(0)
-            (loss * n / B).backward()
+            self.prm_opt.backward(loss * n / B)
             loss_sum += float(loss.detach()) * n
             acc_sum += met["outcome_acc"] * n
         self.prm_opt.guard.step()
