@@ -51,6 +51,9 @@ def validate_sharding(cfg, n: int | None = None) -> None:
     n = env_world_size() if n is None else n
     if n <= 1:
         return
+    if cfg.generation.backend == "vllm":  # N engines on one machine, none fed the updated weights
+        raise UserError(f"config: generation.backend=vllm runs on one process only (got {n}); under the launcher "
+                        "every rank generates with generation.backend=hf")
     if cfg.prompts_per_step % n:
         raise UserError(f"config: prompts_per_step={cfg.prompts_per_step} must be a multiple of the {n} processes "
                         "(each rank samples whole prompt groups)")
