@@ -19,7 +19,7 @@ class OREOConfig(AlgoConfig):
     oreo_beta: float = 0.03
     kl_coef: float = 0.01  # alpha
     kl_estimator: str = "full"  # full (whole vocabulary) | k3
-    value_lr: float = 5e-6
+    value_lr: float = 3e-5  # conf/algo/oreo.yaml: chosen on the validation split
 
 
 class OREO(OfflineAlgorithm):
