@@ -267,12 +267,8 @@ class Page:
             ns = sorted(by_n)
             ax.plot([by_n[n]["tokens"] for n in ns], [100 * by_n[n]["accuracy"] for n in ns], marker="o", label=m)
         ax.set_xscale("log")
-        ax.set_xlabel("generated tokens per problem")
-        ax.set_ylabel("held-out accuracy (%)")
-        ax.set_title("Search on the gym organism (exact-label PRM)")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        return self._save(fig, "gym_search.png")
+        return self._finish(fig, ax, "generated tokens per problem", "held-out accuracy (%)",
+                            "Search on the gym organism (exact-label PRM)", "gym_search.png")
 
     def _rl_figure(self) -> str | None:
         plt = _pyplot()
@@ -285,12 +281,17 @@ class Page:
             ax.plot(rollouts, [100 * m for m in means], marker=".", label=f"{ALGO_NAMES[algo]} ({len(curves)})")
             ax.fill_between(rollouts, [100 * (m - s) for m, s in zip(means, sds)],
                             [100 * (m + s) for m, s in zip(means, sds)], alpha=0.12)
-        ax.set_xlabel("rollouts (fresh samples)")
-        ax.set_ylabel("held-out greedy accuracy (%)")
-        ax.set_title("Online RL on the gym organism")
+        return self._finish(fig, ax, "rollouts (fresh samples)", "held-out greedy accuracy (%)",
+                            "Online RL on the gym organism", "gym_rl.png")
+
+    def _finish(self, fig, ax, xlabel: str, ylabel: str, title: str, name: str) -> str:
+        """The figures' common labels, grid and legend; then saved."""
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
-        return self._save(fig, "gym_rl.png")
+        return self._save(fig, name)
 
     def _save(self, fig, name: str) -> str:
         self.figures_dir.mkdir(parents=True, exist_ok=True)
