@@ -2,28 +2,24 @@
 # The real-model recipe on SmolLM2-135M-Instruct, CPU only (docs/results/real.md).
 #
 #   sweep  base rates of the untrained model on reasoning-gym tasks (validation split, greedy)
-#   sft    LoRA SFT on GSM8K gold solutions -> GSM8K test accuracy vs the base model
 #   grpo   LoRA GRPO on the chosen reasoning-gym task -> held-out accuracy (that task + a transfer task)
-#   prm    Shepherd-labelled PRM on the task -> PRM best-of-16 vs majority@16 (one shared pool of samples)
-#   oreo   OREO vs RFT (LoRA) on balanced samples of the SFT model on GSM8K -> GSM8K test accuracy
-#   report docs/results/real.md + learning curves (docs/results/real_*.png)
+#   report docs/results/real.md + the learning curve (docs/results/real_figures/)
 #
-# Every run is sized to finish in <= 60 min on one core of the shared 2-core machine; each is one
-# `python -m reasoner ...` command, skipped when its summary.json exists and resumed (the stages
-# resume from results.jsonl / checkpoints / chunks.jsonl) when it was cut off: re-run this script.
-# Hyper-parameters were chosen on validation data only: GSM8K's is the last VAL_N lines of
-# train.jsonl (never trained on: SFT takes the first SFT_N lines), reasoning-gym's is
-# data.split=validation. Test problems are only decoded for the final figures.
+# Not here yet (issue #14): LoRA SFT on GSM8K, a Shepherd-labelled PRM on SmolLM2, OREO vs RFT.
 #
-# Usage: RUNS=/work/runs/real bash scripts/real_model.sh [stage ...]   (default: all, in order)
-# env: RUNS (run dirs), DTYPE (bfloat16: docs/benchmarks.md "bf16 on CPU"), DRY=1 (print the
-# resolved config of each command and run nothing), and the sizes below.
+# Each run is one `python -m reasoner ...` command, skipped when its summary.json exists and
+# resumed (train-rl from its checkpoints, decode from results.jsonl) when it was cut off: re-run
+# this script. The task was chosen on the validation split; test problems are decoded only for
+# the final figures; the GRPO settings were fixed before the run (no search).
+#
+# Usage: RUNS=runs/real bash scripts/real_model.sh [stage ...]   (default: sweep grpo report)
+# env: RUNS (run dirs), DTYPE (bfloat16: docs/benchmarks.md "bf16 on this CPU"), DRY=1 (check
+# each command's config and run nothing), REPORT (the page), and the sizes below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-runs/real}
 DTYPE=${DTYPE:-bfloat16}
-DATA=${DATA:-../shared/data}
 DRY=${DRY:-0}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PY=${PY:-python}
@@ -42,7 +38,6 @@ lcm-20 lcm max_value=20
 simple_equations-2t10 simple_equations max_terms=2 max_value=10
 "}
 SWEEP_N=${SWEEP_N:-40}
-VAL_N=${VAL_N:-200}
 
 MODEL="model=smollm2-135m model.dtype=$DTYPE"
 mkdir -p "$RUNS/logs"
@@ -90,6 +85,7 @@ stage_sweep() {
 GRPO_TASK=${GRPO_TASK:-"basic_arithmetic min_terms=2 max_terms=2 max_digits=2 allow_parentheses=false allow_negation=false"}
 TRANSFER_TASK=${TRANSFER_TASK:-"products max_digits=2"}
 GRPO_STEPS=${GRPO_STEPS:-30}
+GRPO_TEMP=${GRPO_TEMP:-0.7}      # at 1.0 (and 64 tokens) none of the first 64 samples committed to a right answer
 GRPO_LR=${GRPO_LR:-2e-4}          # LoRA; fixed before the run (no search): the usual LoRA range, 10x a full-FT lr
 TEST_N=${TEST_N:-500}
 LORA="model.lora.enabled=true"
@@ -100,7 +96,7 @@ stage_grpo() {
   local g t
   g=$(rg_data $GRPO_TASK); t=$(rg_data $TRANSFER_TASK)
   run grpo "$RUNS/grpo" $R train-rl algo=grpo $MODEL $LORA $g steps=$GRPO_STEPS prompts_per_step=4 generation.n=8 \
-    generation.max_new_tokens=64 generation.batch_size=32 batch_size=32 optim.lr=$GRPO_LR eval_every=10 \
+    generation.max_new_tokens=96 generation.temperature=$GRPO_TEMP generation.batch_size=32 batch_size=32 optim.lr=$GRPO_LR eval_every=10 \
     eval_problems=100 save_every=5 run_dir="$RUNS/grpo"
   for who in base grpo; do
     local m=$MODEL
@@ -112,7 +108,11 @@ stage_grpo() {
   done
 }
 
-stages=${*:-"sweep sft grpo prm oreo report"}
+stage_report() {
+  $PY scripts/real_model_report.py --runs "$RUNS" --out "${REPORT:-docs/results/real.md}"
+}
+
+stages=${*:-"sweep grpo report"}
 for s in $stages; do
   "stage_$s"
 done
