@@ -28,6 +28,7 @@ DRY_RUN = typer.Option(False, "--dry-run", help="Print the resolved config and e
 def _run(command: str, overrides: Optional[List[str]], dry_run: bool) -> None:
     """Load the config, print it for --dry-run, else run the stage (reasoner.api); user errors exit 2."""
     from reasoner import api, config
+    from reasoner.dist.launch import mark_user_error
 
     try:
         cfg = api.load_config(command, overrides)
@@ -37,6 +38,7 @@ def _run(command: str, overrides: Optional[List[str]], dry_run: bool) -> None:
         api.run_config(command, cfg)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
+        mark_user_error(str(exc))
         raise typer.Exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

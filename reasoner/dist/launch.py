@@ -10,8 +10,11 @@ the nodes). The overrides are checked here first, so a bad one stops before any 
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
+import tempfile
+from pathlib import Path
 
 from reasoner.errors import UserError
 
@@ -71,4 +74,17 @@ def launch(command: str, overrides: list[str], nproc: int, nnodes: int = 1, rdzv
     argv = torchrun_argv(command, overrides, nproc, nnodes, rdzv)
     cfg = api.load_config(command, argv[argv.index(command) + 1:])  # a bad override: one line here, not N tracebacks
     check_world(command, cfg, nproc * nnodes)
-    return subprocess.call(argv)
+    with tempfile.TemporaryDirectory(prefix="reasoner-launch-") as marks:
+        code = subprocess.call(argv, env={**os.environ, ERRORS_ENV: marks})
+        # torchrun reports any failed rank as 1; a rank that stopped on bad input left a mark
+        return 2 if code and any(Path(marks).iterdir()) else code
+
+
+ERRORS_ENV = "REASONER_LAUNCH_ERRORS"
+
+
+def mark_user_error(message: str) -> None:
+    """Under `reasoner launch`: note that this rank stopped on bad input, so launch exits 2."""
+    marks = os.environ.get(ERRORS_ENV)
+    if marks and Path(marks).is_dir():
+        (Path(marks) / f"rank{os.environ.get('RANK', '0')}").write_text(message, encoding="utf-8")

@@ -191,3 +191,6 @@ def _value_search(p: _Plan) -> None:
     p.add("oreo-greedy", "decode", [f"model={oreo}/final", *eval_data, *p.gen_cap], ["off-oreo-s0"])
     p.add("oreo-value-beam", "decode", [f"model={oreo}/final", *eval_data, "search=value_beam", "generation.n=16",
                                         "scorer.kind=value", f"scorer.path={oreo}/value", *p.gen_cap], ["off-oreo-s0"])
+    # the same value picking among 16 samples: how well it ranks complete solutions (the page's diagnosis)
+    p.add("oreo-value-bon", "decode", [f"model={oreo}/final", *eval_data, "search=best_of_n", "generation.n=16",
+                                       "scorer.kind=value", f"scorer.path={oreo}/value", *p.gen_cap], ["off-oreo-s0"])

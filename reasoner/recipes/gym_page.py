@@ -7,7 +7,7 @@ from pathlib import Path
 
 from reasoner.recipes.gym import LABELS, OFFLINE, ONLINE, SEARCH
 from reasoner.recipes.gym_report import (Runs, Stat, _jsonl, compare, first_reach, mean_curve, offline_rounds,
-                                         prm_f1, step_error_rates, sweep_cells)
+                                         prm_f1, step_error_rates, sweep_cells, value_ranking)
 
 ALGO_NAMES = {"grpo": "GRPO", "dapo": "DAPO", "dr_grpo": "Dr. GRPO", "rloo": "RLOO", "ppo": "PPO",
               "prime": "PRIME", "rlep": "RLEP", "rft": "RFT", "dpo": "DPO", "oreo": "OREO"}
@@ -224,6 +224,26 @@ class Page:
                 lines.append(f"| {prm} | {f['f1']:.3f} | {f['oracle_f1']:.3f} | {f['step_auc'] or 0:.3f} | {f['threshold']:.3f} |")
         return lines + [""]
 
+    def value_section(self) -> list[str]:
+        v = value_ranking(self.runs)
+        if not v or v["auc"] is None:
+            return []
+        lines = ["## OREO's value model: how it ranks solutions", "",
+                 f"The OREO policy's 16 samples per test problem (temperature 0.8, sampled pass@1 {_pct(v['pass1'])}), "
+                 f"ranked by V(final state): the highest-valued one is right on {_pct(v['bon'])}% of the problems. Across "
+                 f"all samples V separates right from wrong with AUC {v['global_auc'] or 0:.3f} (mean V {v['v_right']:.3f} "
+                 f"vs {v['v_wrong']:.3f}); among the samples of one problem, AUC {v['auc']:.3f} (0.5 = chance)."]
+        if v["auc"] < 0.6:
+            learned = ("it has learned which problems are hard, not which solution of a problem is right"
+                       if (v["global_auc"] or 0) >= 0.65 else
+                       "at this budget it has barely moved from the base rate (trained longer, it learns which problems "
+                       "are hard, still not which solution is right)")
+            lines.append(f"Within a problem the value ranks no better than chance: {learned}. Telling the right "
+                         "solution from a wrong one needs the arithmetic check the policy itself lacks, so value-guided "
+                         "beam search keeps diverse, mostly wrong, branches. docs/results/organism.md has the ablation "
+                         "(value lr, epochs, level).")
+        return lines + [""]
+
     def search_section(self) -> list[str]:
         cells = sweep_cells(self.runs)
         if not cells:
@@ -318,7 +338,7 @@ class Page:
         claims = ["## The papers' claims on this organism", "", "| claim | paper | ours | verdict |", "|---|---|---|---|"]
         claims += [f"| {c} | {p} | {o} | {_verdict(h)} |" for c, p, o, h in self.claims] + [""]
         return "\n".join(head + body + claims + self.organism_section() + self.prm_section()
-                         + self.search_section() + self.rl_section()) + "\n"
+                         + self.search_section() + self.value_section() + self.rl_section()) + "\n"
 
 
 def _mean_wall(values) -> str:

@@ -66,3 +66,19 @@ def test_under_torchrun_a_single_strategy_or_a_non_training_command_stops(monkey
     with pytest.raises(UserError, match=message):
         api.run(command, [*extra, f"run_dir={tmp_path}"])
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(300)
+def test_bad_input_found_on_the_ranks_still_exits_2(tmp_path):
+    """A missing model is found when the ranks load it, after torchrun started them: torchrun
+    itself reports any failed rank as 1, launch turns the ranks' bad-input stop into 2."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "reasoner", "launch", "--nproc", "2", "train-sft",
+                           f"model.name_or_path={tmp_path / 'no-such-model'}", f"run_dir={tmp_path / 'run'}"],
+                          capture_output=True, text=True, env=env, timeout=280)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "no-such-model" in done.stderr
+    assert not (tmp_path / "run").exists()
