@@ -84,9 +84,11 @@ stage_sweep() {
 # accuracy on it and on a transfer task it never trained on; base and trained alike.
 GRPO_TASK=${GRPO_TASK:-"basic_arithmetic min_terms=2 max_terms=2 max_digits=2 allow_parentheses=false allow_negation=false"}
 TRANSFER_TASK=${TRANSFER_TASK:-"products max_digits=2"}
-GRPO_STEPS=${GRPO_STEPS:-30}
+GRPO_STEPS=${GRPO_STEPS:-20}
 GRPO_TEMP=${GRPO_TEMP:-0.7}      # at 1.0 (and 64 tokens) none of the first 64 samples committed to a right answer
-GRPO_LR=${GRPO_LR:-2e-4}          # LoRA; fixed before the run (no search): the usual LoRA range, 10x a full-FT lr
+GRPO_LR=${GRPO_LR:-2e-4}
+# + a format reward (committed some answer): without it 1 of the first 64 samples earned a reward
+FORMAT_W=${FORMAT_W:-0.2}          # LoRA; fixed before the run (no search): the usual LoRA range, 10x a full-FT lr
 TEST_N=${TEST_N:-500}
 LORA="model.lora.enabled=true"
 
@@ -96,7 +98,8 @@ stage_grpo() {
   local g t
   g=$(rg_data $GRPO_TASK); t=$(rg_data $TRANSFER_TASK)
   run grpo "$RUNS/grpo" $R train-rl algo=grpo $MODEL $LORA $g steps=$GRPO_STEPS prompts_per_step=4 generation.n=8 \
-    generation.max_new_tokens=96 generation.temperature=$GRPO_TEMP generation.batch_size=32 batch_size=32 optim.lr=$GRPO_LR eval_every=10 \
+    generation.max_new_tokens=96 generation.temperature=$GRPO_TEMP generation.batch_size=32 batch_size=32 optim.lr=$GRPO_LR \
+    "reward.functions=[reasoner.rl.rewards:verifier,reasoner.rl.rewards:answered]" "reward.weights=[1.0,$FORMAT_W]" eval_every=5 \
     eval_problems=100 save_every=5 run_dir="$RUNS/grpo"
   for who in base grpo; do
     local m=$MODEL
