@@ -151,7 +151,8 @@ def extract_answer(text: str | None, style: str = "auto", fallback_last_number: 
 
     style: "answer" (last "Answer: x" line, the gym / instruction format), "gsm8k" (last "#### x"),
     "boxed" (last \\boxed{...}), "number" (last number), "tag" (the last <answer>...</answer>, as
-    written but for outer whitespace: reasoning-gym answers may span lines, e.g. a grid), or "auto"
+    written but for outer whitespace: reasoning-gym answers may span lines, e.g. a grid; without
+    tags, a committed "Answer: x" line or "the answer is x" as small chat models write), or "auto"
     (boxed, then ####, then Answer:, then "the (final) answer is x"). `fallback_last_number` takes the last number when the style finds nothing; off by
     default because it rewards answers the model never committed to.
     """
@@ -162,8 +163,11 @@ def extract_answer(text: str | None, style: str = "auto", fallback_last_number: 
         raise UserError(f"answer style '{style}' is unknown (choose from {', '.join(ANSWER_STYLES)})")
     if style == "tag":
         tagged = _last(_TAG_RE, text)
-        if tagged is not None or not fallback_last_number:
-            return (tagged or "").strip() or None
+        if tagged is not None:
+            return tagged.strip() or None
+        committed = _last(_ANSWER_RE, text) or _last(_PROSE_RE, text)   # small models skip the tags
+        if committed is not None or not fallback_last_number:
+            return _clean(committed) if committed is not None else None
     found: str | None = None
     if style in ("auto", "boxed"):
         boxed = _boxed_contents(text)

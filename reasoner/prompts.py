@@ -11,8 +11,9 @@ INSTRUCTIONS = {
     "math500": "Solve the problem step by step, separating steps with a blank line. Put the final answer in \\boxed{}.",
     "jsonl": "Solve the problem step by step, one step per line. End with a final line 'Answer: <answer>'.",
     "arith": "Compute step by step, one operation per line as 'a op b = c'. End with 'Answer: <number>'.",
+    # no example answer: a 135M model copies it ("The answer is: 42") instead of solving
     "reasoning_gym": "Solve the problem step by step, one step per line. End with the final answer alone between "
-                     "<answer> and </answer>, in the format the problem asks for, e.g. <answer>42</answer>.",
+                     "<answer> and </answer> tags, in the format the problem asks for.",
 }
 
 

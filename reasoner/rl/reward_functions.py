@@ -5,7 +5,8 @@ reward of a completion is the weighted sum of the functions' values (None counts
 each function's mean is logged as `reward/<name>`. Every function gets the batch's columns:
 `answer` (the gold answer), `problem_id`, `completion_ids`, and the problem's own dataset fields
 (Problem.meta: a jsonl record's extra fields, the gym's num_ops, ...), one value per completion.
-`reasoner.rl.rewards:verifier` is the task's answer check as a named reward.
+`reasoner.rl.rewards:verifier` is the task's answer check as a named reward, and
+`reasoner.rl.rewards:answered` a format reward (the completion commits to some answer).
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ def verifier(prompts, completions, answer, **columns) -> list[float]:
     return [1.0 if task.grade(c, a).correct else 0.0 for c, a in zip(completions, answer)]
 
 
+def answered(prompts, completions, **columns) -> list[float]:
+    """1.0 when a completion commits to a final answer at all, right or wrong: the format reward
+    of R1-style recipes, for a model that rarely writes its answer where the grader looks. Under
+    train-rl it is the run's own extraction; called directly, the generic task's (`data=jsonl`)."""
+    from reasoner.tasks import get_task
+
+    task = get_task("jsonl")
+    return [0.0 if task.extract_answer(c) is None else 1.0 for c in completions]
+
+
 @dataclass
 class RewardFunction:
     """One configured reward function: its metric name, the function, its weight, where it was set."""
@@ -41,9 +52,12 @@ class RewardFunction:
     spec: str
     what: str  # the config key naming it, for messages: reward.function | reward.functions[i]
 
-    def __call__(self, prompts: list[str], completions: list[str], columns: dict, verdicts: list[bool]) -> list[float]:
+    def __call__(self, prompts: list[str], completions: list[str], columns: dict, verdicts: list[bool],
+                 preds: list[str | None]) -> list[float]:
         if self.fn is verifier:
             return [1.0 if c else 0.0 for c in verdicts]
+        if self.fn is answered:
+            return [0.0 if p is None else 1.0 for p in preds]
         try:
             out = self.fn(prompts=list(prompts), completions=list(completions), **columns)
         except Exception as err:  # the user's code: one line naming it, not a traceback through ours

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from reasoner.errors import UserError
-from reasoner.rl.reward_functions import columns, load_function, reward_functions, verifier  # noqa: F401
+from reasoner.rl.reward_functions import answered, columns, load_function, reward_functions, verifier  # noqa: F401
 
 KINDS = ("verifier", "prm", "custom")
 PRM_MODES = ("final", "dense")
@@ -81,7 +81,8 @@ class RewardModel:
                 outcome = [float(aggregate(list(sc), self.cfg.scorer.aggregate)) for sc in scores]
         elif self.functions:
             cols = columns(problems, completion_ids)
-            values = {f.name: f(prompts, responses, cols, correct) for f in self.functions}
+            preds = [g.pred for g in graded]
+            values = {f.name: f(prompts, responses, cols, correct, preds) for f in self.functions}
             outcome = [sum(f.weight * values[f.name][i] for f in self.functions) for i in range(len(responses))]
             parts = [{name: v[i] for name, v in values.items()} for i in range(len(responses))]
         return Rewards(outcome, correct, steps, step_rewards, [g.pred for g in graded], parts)

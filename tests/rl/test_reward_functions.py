@@ -28,6 +28,18 @@ def test_the_reward_is_the_weighted_sum_of_the_functions():
     assert r.parts == [{"verifier": 1.0, "by_difficulty": 2.0}, {"verifier": 0.0, "by_difficulty": 5.0}]
 
 
+
+def test_answered_is_a_format_reward_by_the_runs_own_extraction():
+    """1 for any committed answer, right or wrong; 0 when the grader finds none."""
+    from reasoner.rl.rewards import answered
+
+    rm = RewardModel(RewardConfig(functions=["reasoner.rl.rewards:verifier", "reasoner.rl.rewards:answered"],
+                                  weights=[1.0, 0.2]), TASK)
+    r = rm([P, Q, Q], ["x", "y", "z"], ["Answer: 3", "Answer: 5", "2 + 2 is 4"], [[1], [2], [3]])
+    assert r.outcome == [1.2, 0.2, 0.0]
+    assert [p["answered"] for p in r.parts] == [1.0, 1.0, 0.0]
+    assert answered(["x", "y"], ["Answer: 7", "no idea"]) == [1.0, 0.0]
+
 def test_functions_get_the_problems_own_columns_one_value_per_completion():
     seen = {}
 

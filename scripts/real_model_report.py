@@ -1,0 +1,242 @@
+"""docs/results/real.md from the run dirs of scripts/real_model.sh: figures, 95% CIs, wall times,
+commands, and learning curves (PNG) from each training run's metrics.jsonl.
+
+    python scripts/real_model_report.py --runs /work/runs/real --out docs/results/real.md
+
+Accuracies get a Wilson 95% interval; a trained-vs-base delta on the same problems gets the
+normal-approximation 95% interval of the mean per-problem difference (paired: both models answer
+the same problems, so the problem-difficulty variance cancels). Sweep rows are also re-graded
+with the last-number fallback (`data.answer_fallback=true`) and show how often the answer tag
+was written at all, to tell "wrong" from "format not followed".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+Z = 1.959964
+TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.S)
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def wilson(k: float, n: int) -> tuple[float, float]:
+    """Wilson score 95% interval of a proportion k/n."""
+    if n == 0:
+        return 0.0, 0.0
+    p = k / n
+    den = 1 + Z * Z / n
+    mid = (p + Z * Z / (2 * n)) / den
+    half = Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def paired_delta(base: dict[str, float], new: dict[str, float]) -> tuple[float, float, float, int]:
+    """(mean difference, CI low, CI high, n) over the problems both runs answered."""
+    ids = sorted(set(base) & set(new))
+    n = len(ids)
+    if n == 0:
+        return 0.0, 0.0, 0.0, 0
+    d = [new[i] - base[i] for i in ids]
+    mean = sum(d) / n
+    var = sum((x - mean) ** 2 for x in d) / max(1, n - 1)
+    half = Z * math.sqrt(var / n)
+    return mean, mean - half, mean + half, n
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def acc_cell(scores: dict[str, float]) -> str:
+    n = len(scores)
+    k = sum(scores.values())
+    lo, hi = wilson(k, n)
+    return f"{pct(k / n if n else 0)} [{pct(lo)}, {pct(hi)}]"
+
+
+# --------------------------------------------------------------------------- run dirs
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def per_problem(run_dir: Path) -> dict[str, float]:
+    """problem id -> correctness of a decode run (greedy pass@1, or the search method's answer)."""
+    out = {}
+    for r in read_jsonl(run_dir / "results.jsonl"):
+        out[r["id"]] = float(r["correct"]) if "correct" in r else float(r["pass@1"])
+    return out
+
+
+def wall_s(runs: Path, name: str) -> int | None:
+    path = runs / "logs" / f"{name}.wall"
+    if not path.exists():
+        return None
+    return sum(int(x) for x in path.read_text().split())
+
+
+def fmt_wall(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds / 60:.1f} min"
+
+
+def commands(runs: Path) -> dict[str, str]:
+    path = runs / "commands.tsv"
+    out = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name, _, cmd = line.partition("\t")
+            out.setdefault(name, cmd)
+    return out
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def sweep_rows(runs: Path) -> list[dict]:
+    """One row per swept task: strict accuracy, tag rate, fallback accuracy, truncation."""
+    import yaml
+
+    from reasoner.config import DataConfig
+    from reasoner.tasks import get_task
+
+    rows = []
+    for d in sorted((runs / "sweep").glob("*/summary.json")):
+        run = d.parent
+        cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+        data = DataConfig(**{k: v for k, v in cfg["data"].items() if k in DataConfig.__dataclass_fields__})
+        task = get_task(data.name)
+        problems = {p.id: p for p in task.load_problems(data)}
+        loose = task.derive(fallback_last_number=True)
+        recs = read_jsonl(run / "results.jsonl")
+        strict = fallback = tagged = trunc = tokens = 0
+        for r in recs:
+            s = r["samples"][0]
+            strict += bool(s["correct"])
+            tagged += bool(TAG_RE.search(s["response"]))
+            trunc += s["finish_reason"] == "length"
+            tokens += s["num_tokens"]
+            fallback += bool(loose.grade(s["response"], problems[r["id"]], 5.0).correct)
+        n = len(recs)
+        rows.append({"task": run.name, "n": n, "strict": strict / n, "fallback": fallback / n, "tagged": tagged / n,
+                     "truncated": trunc / n, "mean_tokens": tokens / n, "fallback_k": fallback, "strict_k": strict})
+    return rows
+
+
+def sweep_table(rows: list[dict]) -> str:
+    lines = ["| task | n | accuracy (the default grading: tag or committed answer) [95% CI] | with last-number fallback | tag written | truncated at 256 | mean tokens |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lo, hi = wilson(r["strict_k"], r["n"])
+        lines.append(f"| {r['task']} | {r['n']} | {pct(r['strict'])} [{pct(lo)}, {pct(hi)}] | {pct(r['fallback'])} | "
+                     f"{pct(r['tagged'])} | {pct(r['truncated'])} | {r['mean_tokens']:.0f} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- trained vs base
+
+
+def compare_rows(runs: Path, pairs: list[tuple[str, str, str]]) -> str:
+    """| what | base [CI] | trained [CI] | paired delta [CI] | for (label, base run, trained run)."""
+    lines = ["| held-out test problems | base model [95% CI] | trained [95% CI] | difference, paired [95% CI] | n |",
+             "|---|---:|---:|---:|---:|"]
+    for label, base_name, new_name in pairs:
+        b, t = runs / base_name, runs / new_name
+        if not (b / "results.jsonl").exists() or not (t / "results.jsonl").exists():
+            continue
+        base, new = per_problem(b), per_problem(t)
+        d, lo, hi, n = paired_delta(base, new)
+        lines.append(f"| {label} | {acc_cell(base)} | {acc_cell(new)} | {100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] | {n} |")
+    return "\n".join(lines)
+
+
+def curve(run: Path) -> list[tuple[int, float]]:
+    """(step, held-out greedy accuracy) from a train-rl run's metrics.jsonl (step 0 = the start)."""
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [(r["step"], r["eval_accuracy"]) for r in read_jsonl(path) if "eval_accuracy" in r]
+
+
+def curve_figure(points: list[tuple[int, float]], out: Path, title: str) -> str | None:
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o")
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel("held-out greedy accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out.name
+
+
+def page(runs: Path, out: Path) -> str:
+    """The results page: the base-rate sweep, trained vs base on the GRPO task and a transfer task,
+    the learning curve, every command."""
+    cmds = commands(runs)
+    lines = ["# SmolLM2-135M-Instruct trained by reasoner (CPU)", "",
+             f"Generated by `python scripts/real_model_report.py --runs {runs} --out {out}` from the runs of "
+             "`scripts/real_model.sh` (2 CPU cores, shared with other jobs while these ran; bf16 weights: "
+             "docs/benchmarks.md, \"bf16 on this CPU\"). Intervals are 95%: Wilson for an accuracy, paired normal "
+             "approximation for a difference on the same problems.", "",
+             "## Which tasks: base rates of the untrained model", "",
+             "Greedy, reasoning-gym validation split, the default grading (the `<answer>` tag, or a committed "
+             "`Answer: x` / \"the answer is x\"; the model never wrote the tag). The last-number column re-grades the "
+             "same responses taking the last number when nothing is committed, to tell wrong answers from answers "
+             "never committed to.", "", sweep_table(sweep_rows(runs)), ""]
+    lines += ["## LoRA GRPO", "",
+              compare_rows(runs, [("trained task", "test-base-task", "test-grpo-task"),
+                                  ("transfer task (not trained on)", "test-base-transfer", "test-grpo-transfer")]), ""]
+    points = curve(runs / "grpo")
+    base = runs / "test-base-task" / "results.jsonl"
+    if points and base.exists():   # step 0: the base model on the same first 100 test problems
+        first = read_jsonl(base)[:100]
+        points = [(0, sum(float(r["samples"][0]["correct"]) for r in first) / max(1, len(first)))] + points
+    fig = curve_figure(points, out.parent / "real_figures" / "real_grpo.png", "LoRA GRPO, SmolLM2-135M")
+    if fig:
+        lines += ["Held-out greedy accuracy during training (first 100 test problems):", "",
+                  f"![GRPO learning curve](real_figures/{fig})", ""]
+    walls = [(name, fmt_wall(wall_s(runs, name))) for name in cmds]
+    lines += ["## Commands", "", "| run | wall | command |", "|---|---|---|"]
+    lines += [f"| {name} | {w} | `{cmds[name]}` |" for name, w in walls if not name.startswith("sweep-")]
+    lines += ["", "Sweep rows: `" + (next((c for n, c in cmds.items() if n.startswith("sweep-")), "")) + "` and the "
+              "same per task (scripts/real_model.sh, SWEEP_TASKS / SWEEP_VARIANTS).", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None, help="write the page here (else print the sweep table)")
+    args = ap.parse_args()
+    if args.out is None:
+        print(sweep_table(sweep_rows(args.runs)))
+        return
+    text = page(args.runs, args.out)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
