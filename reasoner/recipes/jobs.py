@@ -4,7 +4,8 @@ A job is done once its `done` file exists (every stage writes its summary last),
 recipe skips finished jobs and re-issues unfinished ones, which then resume from their own
 checkpoints or results files: a crash costs at most the work since a stage's last save.
 Independent jobs run side by side, one torch thread each, so two jobs on two cores do not
-oversubscribe them (which ran 18x slower here).
+oversubscribe them (which ran 18x slower here); a job that everything left waits on (the first
+SFT of a one-seed run) runs alone with every core.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ def run_jobs(jobs: list[Job], parallel: int = 2, threads: int | None = None) -> 
     A failing job stops the recipe (after the running ones end) with one line naming its log.
     """
     check_graph(jobs)
-    threads = threads or max(1, (os.cpu_count() or 1) // max(1, parallel))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+    cores = os.cpu_count() or 1
+    lone = threads or cores          # a job that runs alone (below)
+    threads = threads or max(1, cores // max(1, parallel))
     pending = [j for j in jobs if not j.done]
     finished = {j.name for j in jobs if j.done}
     for j in jobs:
@@ -88,8 +90,12 @@ def run_jobs(jobs: list[Job], parallel: int = 2, threads: int | None = None) -> 
                 job = ready.pop(0)
                 pending.remove(job)
                 job.run_dir.parent.mkdir(parents=True, exist_ok=True)
+                # a job everything left waits on runs alone: it gets every core (runs are bit-identical
+                # across thread counts, so only the wall time changes)
+                alone = not running and not ready and all(_needs(p, job.name, jobs) for p in pending)
                 with open(_log_path(job), "ab") as out:
-                    proc = subprocess.Popen(job.argv(), stdout=out, stderr=subprocess.STDOUT, env=env)
+                    proc = subprocess.Popen(job.argv(), stdout=out, stderr=subprocess.STDOUT,
+                                            env=_env(lone if alone else threads))
                 running[job.name] = (job, proc, time.time())
                 log(f"[start] {job.name}: {job.shell()}")
         if failed and not running:
@@ -100,6 +106,24 @@ def run_jobs(jobs: list[Job], parallel: int = 2, threads: int | None = None) -> 
     if failed:
         raise UserError(f"recipe: job {failed[0].name} failed (log: {_log_path(failed[0])}); fix it and re-run to continue")
     return time.time() - started
+
+
+def _env(threads: int) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+
+
+def _needs(job: Job, name: str, jobs: list[Job]) -> bool:
+    """Whether `job` depends on job `name`, directly or through others."""
+    by_name = {j.name: j for j in jobs}
+    todo, seen = list(job.after), set()
+    while todo:
+        dep = todo.pop()
+        if dep == name:
+            return True
+        if dep not in seen and dep in by_name:
+            seen.add(dep)
+            todo += by_name[dep].after
+    return False
 
 
 def _log_path(job: Job) -> Path:

@@ -50,3 +50,32 @@ def test_toy_recipe_runs_every_stage_and_writes_the_page(tmp_path):
     assert before == {j.name: (j.run_dir / j.done_file).stat().st_mtime for j in jobs}
     summary = json.loads((tmp_path / "runs" / "sft-s0" / "summary.json").read_text())
     assert summary["steps"] == gym.SIZES["toy"].sft_steps
+
+
+def test_a_job_everything_waits_on_gets_every_core_and_side_by_side_jobs_one_each(tmp_path, monkeypatch):
+    import os
+    import subprocess
+
+    from reasoner.recipes import jobs as J
+
+    seen = {}
+
+    class Done:
+        def __init__(self, argv, env, **_):
+            run_dir = argv[-1].split("=", 1)[1]
+            seen[os.path.basename(run_dir)] = env["OMP_NUM_THREADS"]
+            os.makedirs(run_dir, exist_ok=True)
+            open(os.path.join(run_dir, "summary.json"), "w").close()
+            self.returncode = 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Done)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    first = Job("sft", "train-sft", [], tmp_path / "sft")
+    a = Job("a", "decode", [], tmp_path / "a", after=["sft"])
+    b = Job("b", "decode", [], tmp_path / "b", after=["sft"])
+    last = Job("last", "decode", [], tmp_path / "last", after=["a", "b"])
+    J.run_jobs([first, a, b, last], parallel=2)
+    assert seen == {"sft": "2", "a": "1", "b": "1", "last": "2"}
