@@ -29,23 +29,32 @@ def run_recipe(name: str, size: str = "full", out: str | None = None, parallel: 
     plan = gym.SIZES[size]
     out_dir = Path(out or f"runs/recipe-gym-{size}").resolve()
     jobs = gym.build(out_dir, plan, overrides)
-    wall = None
+    saved = out_dir / "recipe_wall_s.txt"
+    wall = float(saved.read_text()) if report_only and saved.is_file() else None   # the runs' own time
     if not report_only:
         out_dir.mkdir(parents=True, exist_ok=True)
-        started = time.time()
+        clock = _WallClock(saved)
         try:
-            run_jobs(jobs, parallel=parallel)
+            run_jobs(jobs, parallel=parallel, on_tick=clock.save)
         finally:  # an interrupted invocation's time counts too
-            wall = _accumulate_wall(out_dir, time.time() - started)
+            wall = clock.save()
     page = Path(report) if report else out_dir / "gym.md"
     flags = {"full": "", "quick": " --quick", "toy": " --toy"}[size]
     command = f"reasoner recipe gym{flags}" + (f" --out {out}" if out else "")
     return gym_page.write_page(out_dir, plan.seeds, size, command, page, wall)
 
 
-def _accumulate_wall(out_dir: Path, seconds: float) -> float:
-    """Total wall time over every (resumed) invocation of the recipe in out_dir."""
-    path = out_dir / "recipe_wall_s.txt"
-    total = seconds + (float(path.read_text()) if path.is_file() else 0.0)
-    path.write_text(f"{total:.1f}\n")
-    return total
+class _WallClock:
+    """Total wall time over every (resumed) invocation of the recipe in out_dir, saved as the
+    recipe goes (every job start and end), so a killed invocation loses at most the time since."""
+
+    def __init__(self, path: Path):
+        self.path, self.started = path, time.time()
+        self.before = float(path.read_text()) if path.is_file() else 0.0
+
+    def save(self) -> float:
+        total = self.before + time.time() - self.started
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(f"{total:.1f}\n")
+        tmp.replace(self.path)
+        return total

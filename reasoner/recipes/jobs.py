@@ -56,8 +56,9 @@ def check_graph(jobs: list[Job]) -> None:
             raise ValueError(f"job {j.name}: unknown dependencies {missing}")
 
 
-def run_jobs(jobs: list[Job], parallel: int = 2, threads: int | None = None) -> float:
+def run_jobs(jobs: list[Job], parallel: int = 2, threads: int | None = None, on_tick=None) -> float:
     """Run every unfinished job, dependencies first, `parallel` at a time; returns the wall time.
+    `on_tick()` is called whenever a job starts or ends (the recipe saves its wall clock).
 
     A failing job stops the recipe (after the running ones end) with one line naming its log.
     """
@@ -84,6 +85,8 @@ def run_jobs(jobs: list[Job], parallel: int = 2, threads: int | None = None) -> 
             else:
                 failed.append(job)
                 log(f"[fail] {name}: exit {proc.returncode}; see {_log_path(job)}")
+            if on_tick:
+                on_tick()
         if not failed:
             ready = [j for j in pending if all(a in finished for a in j.after)]
             while ready and len(running) < parallel:
@@ -97,6 +100,8 @@ def run_jobs(jobs: list[Job], parallel: int = 2, threads: int | None = None) -> 
                     proc = subprocess.Popen(job.argv(), stdout=out, stderr=subprocess.STDOUT,
                                             env=_env(lone if alone else threads))
                 running[job.name] = (job, proc, time.time())
+                if on_tick:
+                    on_tick()
                 log(f"[start] {job.name}: {job.shell()}")
         if failed and not running:
             break

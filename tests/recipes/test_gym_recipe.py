@@ -77,5 +77,18 @@ def test_a_job_everything_waits_on_gets_every_core_and_side_by_side_jobs_one_eac
     a = Job("a", "decode", [], tmp_path / "a", after=["sft"])
     b = Job("b", "decode", [], tmp_path / "b", after=["sft"])
     last = Job("last", "decode", [], tmp_path / "last", after=["a", "b"])
-    J.run_jobs([first, a, b, last], parallel=2)
+    ticks = []
+    J.run_jobs([first, a, b, last], parallel=2, on_tick=lambda: ticks.append(1))
     assert seen == {"sft": "2", "a": "1", "b": "1", "last": "2"}
+    assert len(ticks) == 8   # each job's start and end
+
+
+def test_the_wall_clock_adds_to_earlier_invocations_and_is_saved_as_it_goes(tmp_path):
+    from reasoner.recipes import _WallClock
+
+    path = tmp_path / "recipe_wall_s.txt"
+    path.write_text("100.0\n")          # an earlier, killed invocation
+    clock = _WallClock(path)
+    first = clock.save()
+    assert 100.0 <= first < 101.0 and float(path.read_text()) == pytest.approx(first, abs=0.1)
+    assert clock.save() >= first and not path.with_suffix(".tmp").exists()
