@@ -123,7 +123,17 @@ def _parse_value_overrides(values: list[str]):
             raise UserError(f"config: override '{item}' must look like key=value")
         if not item.split("=", 1)[0]:
             raise UserError(f"config: override '{item}' has an empty key")
-    return OmegaConf.from_dotlist(values)
+    try:
+        return OmegaConf.from_dotlist(values)
+    except Exception:   # a value YAML cannot read (yaml's own errors): name the override, not a traceback
+        for item in values:
+            try:
+                OmegaConf.from_dotlist([item])
+            except Exception as exc:
+                raise UserError(f"config: override '{item}': the value is not valid YAML "
+                                f"({_one_line(exc).rstrip(':')}); quote list items YAML reads as symbols, "
+                                "e.g. operators='[\"+\",\"*\"]'") from None
+        raise
 
 
 def _paths(node, prefix: str = "") -> list[str]:

@@ -60,6 +60,8 @@ def test_list_override():
         (["data=nosuch"], "data"),
         (["data=jsonl"], "data.path is required"),
         (["justaword"], "key=value"),
+        (["optim.betas=[*,1]"], "override 'optim.betas=[*,1]': the value is not valid YAML"),   # yaml's own error
+        (["data.num_problems=[1"], "override 'data.num_problems=[1'"),
     ],
 )
 def test_bad_config_is_one_line_user_error(overrides, fragment):
