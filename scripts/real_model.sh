@@ -31,6 +31,7 @@ SWEEP_TASKS=${SWEEP_TASKS:-"basic_arithmetic chain_sum letter_counting gcd aiw s
 SWEEP_VARIANTS=${SWEEP_VARIANTS:-"
 basic_arithmetic-2t1d basic_arithmetic min_terms=2 max_terms=2 max_digits=1 allow_parentheses=false allow_negation=false
 basic_arithmetic-2t2d basic_arithmetic min_terms=2 max_terms=2 max_digits=2 allow_parentheses=false allow_negation=false
+basic_arithmetic-2t2d-nodiv basic_arithmetic min_terms=2 max_terms=2 max_digits=2 allow_parentheses=false allow_negation=false operators=[\"+\",\"-\",\"*\"]
 leg_counting-2a3i leg_counting min_animals=1 max_animals=2 max_instances=3
 letter_counting-3w letter_counting min_words=1 max_words=3
 products-1d products max_digits=1
@@ -82,15 +83,24 @@ stage_sweep() {
 
 # --- GRPO: LoRA on the task the sweep chose (base model between ~10% and ~60%), then held-out
 # accuracy on it and on a transfer task it never trained on; base and trained alike.
-GRPO_TASK=${GRPO_TASK:-"basic_arithmetic min_terms=2 max_terms=2 max_digits=2 allow_parentheses=false allow_negation=false"}
+# no division: reasoning-gym 0.1.25's basic_arithmetic gives a wrong gold for 134 of 139 two-term
+# divisions in these settings ("9 / 4" -> 3; docs/reasoning_gym.md)
+GRPO_TASK=${GRPO_TASK:-"basic_arithmetic min_terms=2 max_terms=2 max_digits=2 allow_parentheses=false allow_negation=false operators=[\"+\",\"-\",\"*\"]"}
 TRANSFER_TASK=${TRANSFER_TASK:-"products max_digits=2"}
 GRPO_STEPS=${GRPO_STEPS:-20}
 GRPO_TEMP=${GRPO_TEMP:-0.7}      # at 1.0 (and 64 tokens) none of the first 64 samples committed to a right answer
 GRPO_LR=${GRPO_LR:-2e-4}
-# + a format reward (committed some answer): without it 1 of the first 64 samples earned a reward
-FORMAT_W=${FORMAT_W:-0.2}          # LoRA; fixed before the run (no search): the usual LoRA range, 10x a full-FT lr
+# FORMAT_W > 0 adds a format reward (reasoner.rl.rewards:answered, the completion commits to an
+# answer); at 0.2 the model learned to answer "The answer is: X" at once, right or not (real.md)
+FORMAT_W=${FORMAT_W:-0}
+GRPO_TOKENS=${GRPO_TOKENS:-128}   # the base model explains at length: 96 tokens cut off most of its answers          # LoRA; fixed before the run (no search): the usual LoRA range, 10x a full-FT lr
 TEST_N=${TEST_N:-500}
 LORA="model.lora.enabled=true"
+
+format_reward() {
+  [[ "$FORMAT_W" == 0 ]] && return 0
+  echo "reward.functions=[reasoner.rl.rewards:verifier,reasoner.rl.rewards:answered] reward.weights=[1.0,$FORMAT_W]"
+}
 
 rg_data() { local task=$1; shift; echo "data=reasoning_gym data.task=$task $(task_config "$@")"; }
 
@@ -98,16 +108,15 @@ stage_grpo() {
   local g t
   g=$(rg_data $GRPO_TASK); t=$(rg_data $TRANSFER_TASK)
   run grpo "$RUNS/grpo" $R train-rl algo=grpo $MODEL $LORA $g steps=$GRPO_STEPS prompts_per_step=4 generation.n=8 \
-    generation.max_new_tokens=96 generation.temperature=$GRPO_TEMP generation.batch_size=32 batch_size=32 optim.lr=$GRPO_LR \
-    "reward.functions=[reasoner.rl.rewards:verifier,reasoner.rl.rewards:answered]" "reward.weights=[1.0,$FORMAT_W]" eval_every=5 \
-    eval_problems=100 save_every=5 run_dir="$RUNS/grpo"
+    generation.max_new_tokens=$GRPO_TOKENS generation.temperature=$GRPO_TEMP generation.batch_size=32 batch_size=32 \
+    optim.lr=$GRPO_LR $(format_reward) eval_every=5 eval_problems=100 save_every=5 run_dir="$RUNS/grpo"
   for who in base grpo; do
     local m=$MODEL
     [[ $who == grpo ]] && m="model=$RUNS/grpo/final model.dtype=$DTYPE"
     run "test-$who-task" "$RUNS/test-$who-task" $R decode $m $g data.split=test data.num_problems=$TEST_N \
-      generation.max_new_tokens=96 generation.batch_size=64 run_dir="$RUNS/test-$who-task"
+      generation.max_new_tokens=$GRPO_TOKENS generation.batch_size=64 run_dir="$RUNS/test-$who-task"
     run "test-$who-transfer" "$RUNS/test-$who-transfer" $R decode $m $t data.split=test data.num_problems=$TEST_N \
-      generation.max_new_tokens=128 generation.batch_size=64 run_dir="$RUNS/test-$who-transfer"
+      generation.max_new_tokens=$GRPO_TOKENS generation.batch_size=64 run_dir="$RUNS/test-$who-transfer"
   done
 }
 
