@@ -45,10 +45,20 @@ def load_source_tokenizer(cfg, src: Source):
         from transformers import PreTrainedTokenizerFast
 
         with hub_errors(src):
-            return PreTrainedTokenizerFast.from_pretrained(src.ref)
+            return _with_saved_template(PreTrainedTokenizerFast.from_pretrained(src.ref), Path(src.ref))
     kwargs = {"gguf_file": src.gguf_file} if src.kind == "gguf" else {"trust_remote_code": bool(cfg.trust_remote_code)}
     with hub_errors(src):
         return AutoTokenizer.from_pretrained(src.ref, **kwargs)
+
+
+def _with_saved_template(tokenizer, path: Path):
+    """transformers 5 saves the chat template beside the tokenizer (chat_template.jinja), which
+    PreTrainedTokenizerFast does not read back: without it a fine-tuned chat model would get raw
+    prompts. Directories written by `save_tokenizer` carry it in tokenizer_config.json as well."""
+    jinja = path / "chat_template.jinja"
+    if not getattr(tokenizer, "chat_template", None) and jinja.is_file():
+        tokenizer.chat_template = jinja.read_text(encoding="utf-8")
+    return tokenizer
 
 
 def _saved_generic(path: Path) -> bool:
@@ -84,6 +94,12 @@ def save_tokenizer(tokenizer, out: Path) -> None:
     conf_path = out / "tokenizer_config.json"
     if conf_path.is_file():
         conf = json.loads(conf_path.read_text())
-        if conf.get("tokenizer_class") == "TokenizersBackend":
+        changed = conf.get("tokenizer_class") == "TokenizersBackend"
+        if changed:
             conf["tokenizer_class"] = "PreTrainedTokenizerFast"
+        template = getattr(tokenizer, "chat_template", None)
+        if isinstance(template, str) and template and not conf.get("chat_template"):
+            conf["chat_template"] = template   # read back by every loader (and transformers 4.x)
+            changed = True
+        if changed:
             conf_path.write_text(json.dumps(conf, indent=2, ensure_ascii=False) + "\n")

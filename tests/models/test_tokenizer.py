@@ -56,3 +56,26 @@ def test_a_named_tokenizer_class_is_still_loaded_through_autotokenizer(tmp_path)
     conf["tokenizer_class"] = "LlamaTokenizer"
     conf_path.write_text(json.dumps(conf))
     assert type(load_tokenizer(tiny("llama", str(out)))) is type(AutoTokenizer.from_pretrained(out))
+
+
+CHAT = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<a>{% endif %}"
+
+
+def test_a_chat_template_survives_save_and_load(tmp_path):
+    """A fine-tuned chat model must get its chat template back, or its prompts go out raw:
+    transformers 5 writes it to chat_template.jinja, which the generic loader did not read."""
+    from reasoner.prompts import build_prompt
+
+    model, tok = load_policy(tiny("llama"))
+    tok.chat_template = CHAT
+    out = save_model(model, tok, tmp_path / "chat")
+    assert json.loads((out / "tokenizer_config.json").read_text())["chat_template"] == CHAT
+    again = load_tokenizer(tiny("llama", str(out)))
+    assert again.chat_template == CHAT
+    assert build_prompt("1+1", again, system_prompt="s") == "<system>s<user>1+1<a>"
+    # a directory written elsewhere, with only the .jinja file, reads it too
+    conf = json.loads((out / "tokenizer_config.json").read_text())
+    del conf["chat_template"]
+    (out / "tokenizer_config.json").write_text(json.dumps(conf))
+    (out / "chat_template.jinja").write_text(CHAT)
+    assert load_tokenizer(tiny("llama", str(out))).chat_template == CHAT
