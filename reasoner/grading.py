@@ -166,8 +166,10 @@ def extract_answer(text: str | None, style: str = "auto", fallback_last_number: 
         if tagged is not None:
             return tagged.strip() or None
         committed = _last(_ANSWER_RE, text) or _last(_PROSE_RE, text)   # small models skip the tags
-        if committed is not None or not fallback_last_number:
-            return _clean(committed) if committed is not None else None
+        if committed is not None:
+            return _clean(committed)
+        if not fallback_last_number:
+            return None
     found: str | None = None
     if style in ("auto", "boxed"):
         boxed = _boxed_contents(text)

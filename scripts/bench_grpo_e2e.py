@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_grpo_vs_trl import trl_checkpointing_key, trl_verifier  # noqa: E402  (the microbenchmark's TRL side)
 
 
 def overrides(args, run_dir: str) -> list[str]:
@@ -76,11 +79,8 @@ def side_trl(args) -> dict:
     ds = Dataset.from_list([{"prompt": build_prompt(p.prompt, tok, cfg.model.chat_template, cfg.model.system_prompt,
                                                     cfg.data.name), "answer": p.answer} for p in problems])
 
-    def verifier(prompts, completions, answer, **_):
-        return [1.0 if task.grade(c, a).correct else 0.0 for c, a in zip(completions, answer)]
-
-    fields = {f.name for f in dataclasses.fields(GRPOConfig)}
-    checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    verifier = trl_verifier(task)
+    checkpointing = trl_checkpointing_key(GRPOConfig)
     conf = GRPOConfig(
         output_dir=tempfile.mkdtemp(prefix="e2e-trl-"), per_device_train_batch_size=args.prompts * args.group,
         num_generations=args.group, max_completion_length=args.length, temperature=1.0, beta=0.0,

@@ -67,6 +67,20 @@ def _summary(times, cpu, tokens) -> dict:
             "cpu_s_per_step": sum(cpu) / len(cpu), "tokens_per_cpu_s": tokens / sum(cpu)}
 
 
+def trl_verifier(task):
+    """The task's answer check as a TRL reward function (gold in the dataset's `answer` column)."""
+    def verifier(prompts, completions, answer, **_):
+        return [1.0 if task.grade(c, a).correct else 0.0 for c, a in zip(completions, answer)]
+
+    return verifier
+
+
+def trl_checkpointing_key(config_cls) -> str:
+    """transformers 5.24's TrainingArguments renamed gradient_checkpointing (now a warning alias)."""
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    return "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+
+
 def bench_trl(args, gradient_checkpointing: bool) -> dict:
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -83,9 +97,7 @@ def bench_trl(args, gradient_checkpointing: bool) -> dict:
     problems = task.load_problems(cfg.data)[: args.prompts * (args.steps + 1)]
     ds = Dataset.from_list([{"prompt": build_prompt(p.prompt, tok, "none", None, "arith"), "answer": p.answer} for p in problems])
 
-    def verifier(prompts, completions, answer, **_):
-        return [1.0 if task.grade(c, a).correct else 0.0 for c, a in zip(completions, answer)]
-
+    verifier = trl_verifier(task)
     class Timer(TrainerCallback):
         def __init__(self):
             self.begin, self.times, self.cpu = None, [], []
@@ -98,9 +110,7 @@ def bench_trl(args, gradient_checkpointing: bool) -> dict:
             self.cpu.append(time.process_time() - self.begin[1])
 
     timer = Timer()
-    # transformers 5.24's TrainingArguments renamed gradient_checkpointing (now a warning alias)
-    fields = {f.name for f in dataclasses.fields(GRPOConfig)}
-    checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    checkpointing = trl_checkpointing_key(GRPOConfig)
     conf = GRPOConfig(
         output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=args.prompts * args.group,
         num_generations=args.group, max_completion_length=args.length, generation_kwargs={"min_new_tokens": args.length},

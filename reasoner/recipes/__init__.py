@@ -29,11 +29,10 @@ def run_recipe(name: str, size: str = "full", out: str | None = None, parallel: 
     plan = gym.SIZES[size]
     out_dir = Path(out or f"runs/recipe-gym-{size}").resolve()
     jobs = gym.build(out_dir, plan, overrides)
-    saved = out_dir / "recipe_wall_s.txt"
-    wall = float(saved.read_text()) if report_only and saved.is_file() else None   # the runs' own time
+    clock = _WallClock(out_dir / "recipe_wall_s.txt")
+    wall = clock.before if report_only and clock.before else None   # --report-only: the runs' own time
     if not report_only:
         out_dir.mkdir(parents=True, exist_ok=True)
-        clock = _WallClock(saved)
         try:
             run_jobs(jobs, parallel=parallel, on_tick=clock.save)
         finally:  # an interrupted invocation's time counts too

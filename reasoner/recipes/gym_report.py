@@ -217,41 +217,32 @@ def prm_f1(runs: Runs, prm: str) -> dict | None:
 
 def value_ranking(runs: Runs) -> dict | None:
     """How OREO's value ranks the 16 sampled completions of each problem (oreo-value-bon):
-    within-problem AUC of V(final state) between correct and wrong ones (0.5 = chance), the
-    sampled pass@1 they come from, and the accuracy of picking the highest-valued one."""
+    the AUC of V(final state) between correct and wrong ones within a problem (pairs of one
+    problem only, 0.5 = chance) and across all, the sampled pass@1 they come from, and the
+    accuracy of picking the highest-valued one."""
+    from reasoner.prm.metrics import auc
+
     results = _jsonl(runs.out / "oreo-value-bon" / "results.jsonl")
     if not results:
         return None
     pairs = wins = 0.0
-    right, wrong = [], []
+    scores, labels = [], []
     for r in results:
-        good = [c["score"] for c in r["candidates"] if c["correct"]]
-        bad = [c["score"] for c in r["candidates"] if not c["correct"]]
-        right += good
-        wrong += bad
-        for a in good:
-            for b in bad:
-                pairs += 1
-                wins += 1.0 if a > b else 0.5 if a == b else 0.0
-    return {"auc": wins / pairs if pairs else None, "global_auc": _auc(right, wrong),
-            "pass1": len(right) / max(1, len(right) + len(wrong)),
+        s = [c["score"] for c in r["candidates"]]
+        y = [bool(c["correct"]) for c in r["candidates"]]
+        mine = auc(s, y)
+        if mine is not None:     # weighted by its pairs: the pooled within-problem AUC
+            n = sum(y) * (len(y) - sum(y))
+            pairs, wins = pairs + n, wins + mine * n
+        scores += s
+        labels += y
+    right = [v for v, y in zip(scores, labels) if y]
+    wrong = [v for v, y in zip(scores, labels) if not y]
+    return {"auc": wins / pairs if pairs else None, "global_auc": auc(scores, labels),
+            "pass1": len(right) / max(1, len(scores)),
             "bon": st.mean(1.0 if r["correct"] else 0.0 for r in results), "problems": len(results),
             "v_right": st.mean(right) if right else None, "v_wrong": st.mean(wrong) if wrong else None}
 
-
-def _auc(pos: list[float], neg: list[float]) -> float | None:
-    """P(a random positive scores above a random negative), ties half (Mann-Whitney)."""
-    if not pos or not neg:
-        return None
-    ranked = sorted([(v, 1) for v in pos] + [(v, 0) for v in neg])
-    total, i = 0.0, 0
-    while i < len(ranked):            # average ranks over ties
-        j = i
-        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
-            j += 1
-        total += sum(lab for _, lab in ranked[i:j]) * (i + j - 1) / 2
-        i = j
-    return (total - len(pos) * (len(pos) - 1) / 2) / (len(pos) * len(neg))
 
 def sweep_cells(runs: Runs) -> dict[str, dict[int, dict]]:
     cells: dict[str, dict[int, dict]] = {}

@@ -67,6 +67,7 @@ def run_jobs(jobs: list[Job], parallel: int = 2, threads: int | None = None, on_
     lone = threads or cores          # a job that runs alone (below)
     threads = threads or max(1, cores // max(1, parallel))
     pending = [j for j in jobs if not j.done]
+    by_name = {j.name: j for j in jobs}
     finished = {j.name for j in jobs if j.done}
     for j in jobs:
         if j.done:
@@ -95,7 +96,7 @@ def run_jobs(jobs: list[Job], parallel: int = 2, threads: int | None = None, on_
                 job.run_dir.parent.mkdir(parents=True, exist_ok=True)
                 # a job everything left waits on runs alone: it gets every core (runs are bit-identical
                 # across thread counts, so only the wall time changes)
-                alone = not running and not ready and all(_needs(p, job.name, jobs) for p in pending)
+                alone = not running and not ready and all(_needs(p, job.name, by_name) for p in pending)
                 with open(_log_path(job), "ab") as out:
                     proc = subprocess.Popen(job.argv(), stdout=out, stderr=subprocess.STDOUT,
                                             env=_env(lone if alone else threads))
@@ -117,9 +118,8 @@ def _env(threads: int) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
 
 
-def _needs(job: Job, name: str, jobs: list[Job]) -> bool:
+def _needs(job: Job, name: str, by_name: dict[str, Job]) -> bool:
     """Whether `job` depends on job `name`, directly or through others."""
-    by_name = {j.name: j for j in jobs}
     todo, seen = list(job.after), set()
     while todo:
         dep = todo.pop()

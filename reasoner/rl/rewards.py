@@ -68,6 +68,7 @@ class RewardModel:
     def __call__(self, problems, prompts: list[str], responses: list[str], completion_ids: list[list[int]]) -> Rewards:
         graded = [self.task.score(r, p, self.timeout) for p, r in zip(problems, responses)]
         correct = [g.correct for g in graded]
+        preds = [g.pred for g in graded]
         steps = [self.task.split_steps(r) for r in responses]
         outcome = [g.score for g in graded]  # 1.0 / 0.0, or the task's own partial credit (reasoning-gym)
         step_rewards = parts = None
@@ -81,11 +82,10 @@ class RewardModel:
                 outcome = [float(aggregate(list(sc), self.cfg.scorer.aggregate)) for sc in scores]
         elif self.functions:
             cols = columns(problems, completion_ids)
-            preds = [g.pred for g in graded]
             values = {f.name: f(prompts, responses, cols, correct, preds) for f in self.functions}
             outcome = [sum(f.weight * values[f.name][i] for f in self.functions) for i in range(len(responses))]
             parts = [{name: v[i] for name, v in values.items()} for i in range(len(responses))]
-        return Rewards(outcome, correct, steps, step_rewards, [g.pred for g in graded], parts)
+        return Rewards(outcome, correct, steps, step_rewards, preds, parts)
 
 
 def step_end_tokens(tokenizer, token_ids: list[int], text: str, steps: list[str]) -> list[int]:

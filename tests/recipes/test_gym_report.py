@@ -6,10 +6,15 @@ import json
 
 import pytest
 
-from reasoner.recipes.gym_report import Runs, _auc, value_ranking
+from reasoner.prm.metrics import auc
+from reasoner.recipes.gym_report import Runs, value_ranking
 
 
-def test_auc_counts_ties_half():
+def _auc(pos, neg):
+    return auc(pos + neg, [True] * len(pos) + [False] * len(neg))
+
+
+def test_the_page_uses_the_prm_metrics_auc_ties_half():
     assert _auc([0.9, 0.5], [0.1]) == 1.0
     assert _auc([0.5], [0.5]) == 0.5
     assert _auc([0.2, 0.8], [0.5, 0.5]) == pytest.approx(0.5)   # (0 + 0 + 1 + 1) / 4
