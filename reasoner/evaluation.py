@@ -17,14 +17,26 @@ def sampling_params(gen_cfg, stop: list[str] | None = None):
     )
 
 
-def held_out(data_cfg, problems: int):
-    """The evaluation problems of a training run: the first `problems` of the test split, with
-    corruption off and the draw's default seed, so runs trained on other draws (data.seed) are
-    evaluated on the same problems (`reasoner decode data.split=test data.num_problems=N`)."""
+EVAL_SPLITS = ("test", "validation")
+
+
+def check_eval_split(cfg) -> None:
+    """Fail before training, not at the first evaluation, on an eval_split that is not held out."""
+    from reasoner.errors import UserError
+
+    if cfg.eval_split not in EVAL_SPLITS:
+        raise UserError(f"config: eval_split must be one of {', '.join(EVAL_SPLITS)}, got '{cfg.eval_split}'")
+
+
+def held_out(data_cfg, problems: int, split: str = "test"):
+    """The evaluation problems of a training run: the first `problems` of the test (or validation)
+    split, with corruption off and the draw's default seed, so runs trained on other draws
+    (data.seed) are evaluated on the same problems (`reasoner decode data.split=SPLIT
+    data.num_problems=N`)."""
     from dataclasses import fields, replace
 
     seed = next(f.default for f in fields(data_cfg) if f.name == "seed")
-    return replace(data_cfg, split="test", seed=seed, num_problems=problems, limit=problems, corrupt_fraction=0.0)
+    return replace(data_cfg, split=split, seed=seed, num_problems=problems, limit=problems, corrupt_fraction=0.0)
 
 
 def greedy_accuracy(model, tokenizer, data_cfg, model_cfg, batch_size: int = 64, max_new_tokens: int = 128) -> float:
@@ -47,6 +59,7 @@ def greedy_accuracy(model, tokenizer, data_cfg, model_cfg, batch_size: int = 64,
     return sum(correct) / max(1, len(correct))
 
 
-def held_out_accuracy(model, tokenizer, data_cfg, model_cfg, problems: int, max_new_tokens: int = 128) -> float:
-    """Greedy pass@1 on the first `problems` held-out test problems of `data_cfg`'s task."""
-    return greedy_accuracy(model, tokenizer, held_out(data_cfg, problems), model_cfg, max_new_tokens=max_new_tokens)
+def held_out_accuracy(model, tokenizer, data_cfg, model_cfg, problems: int, max_new_tokens: int = 128,
+                      split: str = "test") -> float:
+    """Greedy pass@1 on the first `problems` held-out problems of `data_cfg`'s task (test split by default)."""
+    return greedy_accuracy(model, tokenizer, held_out(data_cfg, problems, split), model_cfg, max_new_tokens=max_new_tokens)

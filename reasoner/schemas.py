@@ -169,6 +169,7 @@ class TrainSFTConfig:
     save_every: int = 200
     eval_every: int = 0
     eval_problems: int = 100
+    eval_split: str = "test"  # test | validation (choose hyper-parameters on validation curves)
     resume: bool = True
     tensorboard: bool = False  # also log metrics to run_dir/tensorboard
     wandb: bool = False  # also log metrics to Weights & Biases
@@ -328,6 +329,7 @@ class TrainRLConfig:
     seed: int = 0
     eval_every: int = 10
     eval_problems: int = 200
+    eval_split: str = "test"  # test | validation
     log_every: int = 1
     save_every: int = 50
     resume: bool = True

@@ -74,7 +74,7 @@ class OfflineRecipe(RecipeBase):
         from reasoner.evaluation import held_out_accuracy
 
         return held_out_accuracy(self.policy, self.tokenizer, self.cfg.data, self.model_cfg, self.cfg.eval_problems,
-                                 max_new_tokens=self.cfg.generation.max_new_tokens)
+                                 max_new_tokens=self.cfg.generation.max_new_tokens, split=self.cfg.eval_split)
 
     def save_final(self, out_dir: Path, last_eval: float | None) -> dict:
         from reasoner.models import is_peft, save_model

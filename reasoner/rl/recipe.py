@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from reasoner.errors import UserError
+from reasoner.evaluation import check_eval_split
 from reasoner.train.recipe import Optim, RecipeBase, Step, device_of, pad_id
 
 POOL = "pool.jsonl"
@@ -36,6 +37,7 @@ def validate(cfg, algorithm) -> None:
         raise UserError(f"config: generation.temperature must be > 0 for RL sampling, got {g.temperature}")
     if cfg.eval_every is not None and cfg.eval_every < 0:
         raise UserError("config: eval_every must be >= 0")
+    check_eval_split(cfg)
     algorithm.validate(cfg)
     extra = cfg.algo.replay if hasattr(cfg.algo, "replay") else 0
     if g.n + extra < 2:
@@ -281,7 +283,7 @@ class OnlineRecipe(RecipeBase):
         from reasoner.evaluation import held_out_accuracy
 
         return held_out_accuracy(self.model, self.tokenizer, self.cfg.data, self.cfg.model, self.cfg.eval_problems,
-                                 max_new_tokens=self.cfg.generation.max_new_tokens)
+                                 max_new_tokens=self.cfg.generation.max_new_tokens, split=self.cfg.eval_split)
 
     def save_final(self, out_dir: Path, last_eval: float | None) -> dict:
         from reasoner.models import is_peft, save_model

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from reasoner.errors import UserError
+from reasoner.evaluation import check_eval_split
 from reasoner.utils.progress import log
 
 
@@ -36,6 +37,7 @@ def validate(cfg, algorithm) -> None:
     for ok, message in checks:
         if not ok:
             raise UserError(f"config: {message}")
+    check_eval_split(cfg)
     algorithm.validate(cfg)
     from reasoner.dist.context import env_world_size
     from reasoner.dist.launch import check_world

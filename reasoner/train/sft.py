@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from reasoner.errors import UserError
+from reasoner.evaluation import check_eval_split
 from reasoner.train.recipe import EpochBatches, Optim, RecipeBase, Step, device_of, pad_id
 from reasoner.utils.guard import check_loss
 from reasoner.utils.train import pad_batch
@@ -86,6 +87,7 @@ class SFTRecipe(RecipeBase):
 
         if cfg.batch_size < 1 or cfg.grad_accum < 1:
             raise UserError("config: batch_size and grad_accum must be >= 1")
+        check_eval_split(cfg)
         self.cfg = cfg
         if not cfg.train_file:
             from reasoner.tasks import get_task
@@ -144,7 +146,8 @@ class SFTRecipe(RecipeBase):
     def evaluate(self) -> float:
         from reasoner.evaluation import held_out_accuracy
 
-        return held_out_accuracy(self.model, self.tokenizer, self.cfg.data, self.cfg.model, self.cfg.eval_problems)
+        return held_out_accuracy(self.model, self.tokenizer, self.cfg.data, self.cfg.model, self.cfg.eval_problems,
+                                 split=self.cfg.eval_split)
 
     def save_final(self, out_dir: Path, last_eval: float | None) -> dict:
         from reasoner.models import is_peft, save_model

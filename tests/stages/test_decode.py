@@ -151,6 +151,22 @@ def test_held_out_problems_do_not_depend_on_the_training_draw():
     assert all(p.id.startswith("arith-test-0-") for p in b)
 
 
+def test_eval_split_validation_reads_validation_problems_and_a_bad_split_fails_before_training():
+    """Hyper-parameters are chosen on validation curves (eval_split=validation); a typo is one line, exit 2."""
+    import pytest
+
+    from reasoner.errors import UserError
+    from reasoner.evaluation import check_eval_split, held_out
+    from reasoner.tasks import get_task
+
+    cfg = config.load("train_rl", ["eval_split=validation"])
+    problems = get_task("arith").load_problems(held_out(cfg.data, 5, cfg.eval_split))
+    assert all(p.id.startswith("arith-validation-0-") for p in problems) and len(problems) == 5
+    for command in ("train_rl", "train_sft"):
+        with pytest.raises(UserError, match="eval_split must be one of test, validation"):
+            check_eval_split(config.load(command, ["eval_split=valid"]))
+
+
 class _OneResponse:
     """A generator that answers every prompt with the same text."""
 
