@@ -227,3 +227,11 @@ def test_every_data_option_is_read_by_some_task():
     declared = set().union(*(t.data_options for t in TASKS.values()))
     assert declared == fields
     assert config.DataConfig().misconception_rate == 0.0 and config.DataConfig().misconception_ops == "+-"
+
+
+@pytest.mark.parametrize("algo", ["rft", "dpo", "oreo"])
+def test_offline_algorithms_train_whole_epochs_unless_steps_is_given(algo):
+    """The online default steps=100 once capped a full-size OREO epoch at a quarter of its data."""
+    assert config.load("train_rl", [f"algo={algo}"]).steps == 0
+    assert config.load("train_rl", [f"algo={algo}", "steps=7"]).steps == 7
+    assert config.load("train_rl", ["algo=grpo"]).steps == 100

@@ -19,6 +19,7 @@ ONLINE = ("grpo", "dapo", "dr_grpo", "rloo", "ppo", "prime", "rlep")
 OFFLINE = ("rft", "dpo", "oreo")
 SEARCH = ("majority", "best_of_n", "weighted_best_of_n", "beam", "dvts", "mcts")
 LABELS = ("truth", "shepherd", "omegaprm")
+ARITH_TRAIN_PROBLEMS = 20000  # conf/data/arith.yaml num_problems
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Size:
     offline_n: int
     oreo_rounds: int
     max_steps: int | None = None  # cap on PRM / offline steps (toy)
+    rl_problems: int = 20000  # training problems online RL draws prompts from (and RLEP's pool covers)
     ops: tuple[int, int] = (2, 3)  # the gym's min_ops / max_ops (conf/data/arith.yaml); "longer" = the next two
     sft_extra: tuple[str, ...] = ()
 
@@ -55,10 +57,11 @@ SIZES = {
     "full": Size(seeds=(0, 1, 2), eval_n=1000, sample_n=500, samples=16, sft_steps=None, sft_problems=None,
                  prm_problems=1000, prm_eval=300, budgets=(1, 4, 16, 64), rl_steps=200, rl_eval_every=25, rl_prompts=16, rl_n=8,
                  offline_problems=2000, offline_n=8, oreo_rounds=3),
-    # 60 RL steps made the quick run 24 minutes (PPO alone 9); 40 keeps it within 20
+    # 60 RL steps made the quick run 24 minutes (PPO alone 9); 40 keeps it within 20; RL draws from
+    # 2,000 problems so that RLEP's pool (one collect over them) stays a minute
     "quick": Size(seeds=(0,), eval_n=300, sample_n=200, samples=16, sft_steps=None, sft_problems=None,
                   prm_problems=300, prm_eval=100, budgets=(1, 4, 16), rl_steps=40, rl_eval_every=20, rl_prompts=16, rl_n=8,
-                  offline_problems=500, offline_n=8, oreo_rounds=2),
+                  offline_problems=500, offline_n=8, oreo_rounds=2, rl_problems=2000),
     # one-operation problems and a high lr, so that ~300 SFT steps (a minute) solve some of them:
     # every later stage needs a few correct samples to have something to work on
     "toy": Size(seeds=(0,), eval_n=6, sample_n=4, samples=4, sft_steps=300, sft_problems=9600,
@@ -159,16 +162,29 @@ def _online_rl(p: _Plan) -> None:
     size = p.size
     rl = [f"model={p.policy}", f"steps={size.rl_steps}", f"eval_every={size.rl_eval_every}",
           f"eval_problems={size.eval_n}", f"prompts_per_step={size.rl_prompts}", f"generation.n={size.rl_n}", *p.gen_cap]
+    if size.rl_problems != ARITH_TRAIN_PROBLEMS:
+        rl.append(f"data.num_problems={size.rl_problems}")
+    if not p.toy:
+        _rlep_pool(p)
     for s in size.rl_seeds:
         for algo in sorted(ONLINE, key=lambda a: a != "ppo"):  # the slowest first: it must not run alone at the end
             args = [f"algo={algo}", *rl, f"seed={s}", f"generation.seed={s}"]
             after = list(p.start)
             if algo == "rlep" and p.toy:  # the toy policy solves nothing: its pool can only grow
                 args.append("algo.pool_grow=true")
-            elif algo == "rlep":  # the pool: verified-correct SFT samples (the paper's phase 1)
-                args.append(f"algo.pool_file={p.out}/collect-offline/trajectories.jsonl")
-                after.append("collect-offline")
+            elif algo == "rlep":
+                args.append(f"algo.pool_file={p.out}/collect-pool/trajectories.jsonl")
+                after.append("collect-pool")
             p.add(f"rl-{algo}-s{s}", "train-rl", args, after)
+
+
+def _rlep_pool(p: _Plan) -> None:
+    """RLEP's phase 1 as in the paper: verified-correct answers of an RL-trained policy (GRPO seed
+    0) on the problems RL draws its prompts from. A pool of SFT samples on the offline data's
+    2,000 problems covered 7% of them: RLEP replayed ~1 answer per step and trained like GRPO."""
+    p.add("collect-pool", "collect", [f"model={p.out}/rl-grpo-s0/final", "data.split=train",
+                                      f"data.num_problems={p.size.rl_problems}", "n=4", "max_tokens=64",
+                                      "selection=correct"], ["rl-grpo-s0"])
 
 
 def _offline_rl(p: _Plan) -> None:

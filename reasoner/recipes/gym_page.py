@@ -6,6 +6,7 @@ import statistics as st
 from pathlib import Path
 
 from reasoner.recipes.gym import LABELS, OFFLINE, ONLINE, SEARCH
+from reasoner.recipes.gym_diagnosis import diagnosis_section
 from reasoner.recipes.gym_report import (Runs, Stat, _jsonl, compare, first_reach, mean_curve, offline_rounds,
                                          prm_f1, step_error_rates, sweep_cells, value_ranking)
 
@@ -337,7 +338,7 @@ class Page:
         body = ["## Results", ""] + self.table() + [""]
         claims = ["## The papers' claims on this organism", "", "| claim | paper | ours | verdict |", "|---|---|---|---|"]
         claims += [f"| {c} | {p} | {o} | {_verdict(h)} |" for c, p, o, h in self.claims] + [""]
-        return "\n".join(head + body + claims + self.organism_section() + self.prm_section()
+        return "\n".join(head + body + claims + diagnosis_section(self.runs) + self.organism_section() + self.prm_section()
                          + self.search_section() + self.value_section() + self.rl_section()) + "\n"
 
 
