@@ -323,6 +323,9 @@ class TrainRLConfig:
     steps: int = 100  # online: optimisation steps (one rollout batch each); offline: max steps (null epochs)
     epochs: float = 1.0  # offline
     prompts_per_step: int = 8
+    # online: draw each prompt's rollouts from its own seed, so N processes sample exactly what one
+    # process does (null: on under `reasoner launch` with N > 1, off on one process)
+    seed_per_prompt: Optional[bool] = None
     batch_size: int = 16  # sequences per forward/backward micro-batch
     rounds: int = 1  # iterative OREO: collect with the new policy, train again
     max_length: int = 512

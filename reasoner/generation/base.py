@@ -18,6 +18,9 @@ class SamplingParams:
     max_new_tokens: int = 256
     stop: list[str] = field(default_factory=list)  # text is cut before the first stop string (vLLM semantics)
     seed: int | None = None
+    # one seed per prompt: each sample's draws then depend only on (its prompt's seed, its index
+    # among the prompt's n, the token position), not on the batch it shares (chunking, processes)
+    prompt_seeds: list[int] | None = None
 
 
 @dataclass
@@ -45,6 +48,11 @@ def check_params(params: SamplingParams) -> None:
         raise ValueError(f"top_p must be in (0, 1], got {params.top_p}")
     if params.max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {params.max_new_tokens}")
+
+
+def sequence_seed(prompt_seed: int, index: int) -> int:
+    """The seed of the index-th sample of a prompt whose seed is prompt_seed."""
+    return (int(prompt_seed) * 1_000_003 + index) % (2**63 - 1)
 
 
 def find_stop(text: str, stops: list[str]) -> tuple[int, str] | None:

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 import torch
 
 from reasoner.errors import UserError
-from reasoner.generation.base import Completion, SamplingParams, check_params
+from reasoner.generation.base import Completion, SamplingParams, check_params, sequence_seed
 from reasoner.prompts import encode_prompt
 
 INSTALL_HINT = "install the vllm extra: pip install 'reasoner[vllm]' (GPU) or run scripts/vllm_env.sh (CPU build)"
@@ -168,7 +168,8 @@ class VLLMGenerator:
             top_p=params.top_p,
             max_tokens=min(params.max_new_tokens, self.max_model_len - prompt_len),
             stop=list(params.stop) or None,
-            seed=None if params.seed is None else int(params.seed) + index * params.n,
+            seed=(sequence_seed(params.prompt_seeds[index], 0) if params.prompt_seeds is not None
+                  else None if params.seed is None else int(params.seed) + index * params.n),
             logprobs=0,
             flat_logprobs=True,
             ignore_eos=self.ignore_eos,

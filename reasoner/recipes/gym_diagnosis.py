@@ -137,8 +137,11 @@ def diagnosis_section(runs: Runs) -> list[str]:
         fresh = r["prompts"] * (_config_value(runs, f"rl-rlep-s{runs.seeds[0]}", "generation") or {}).get("n", 0)
         lines.append(f"- **RLEP**: {r['replayed']:.1f} replayed answers per step beside {fresh} fresh rollouts "
                      f"(up to {r['replay']} per prompt): the pool's {r['pool_answers']:.0f} answers cover "
-                     f"{r['pool_problems']} of the {r['train_problems']} problems the run draws its prompts from, so "
-                     "most prompts have nothing to replay and RLEP trains almost like GRPO.")
+                     f"{r['pool_problems']} of the {r['train_problems']} problems the run draws its prompts from"
+                     + (", so most prompts have nothing to replay and RLEP trains almost like GRPO." if
+                        r["pool_problems"] < 0.5 * (r["train_problems"] or 1) else
+                        ", so most groups get replayed answers (the claim's step count is read on the "
+                        "evaluation grid: every eval_every steps)."))
     placements = {label: mc_label_placement(runs, label) for label in ("shepherd", "omegaprm")}
     if any(placements.values()):
         parts = [f"{label}: before it in {100 * m['early']:.0f}%, at it in {100 * m['exact']:.0f}%, after it in "

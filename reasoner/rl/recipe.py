@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 
 from reasoner.errors import UserError
+from reasoner.dist import world_size
+from reasoner.dist.context import env_world_size
 from reasoner.evaluation import check_eval_split
 from reasoner.train.recipe import Optim, RecipeBase, Step, device_of, pad_id
 
@@ -48,8 +50,6 @@ def validate(cfg, algorithm) -> None:
 def validate_sharding(cfg, n: int | None = None) -> None:
     """Under N processes (default: as torchrun says) each rank samples and trains on
     prompts_per_step / N whole prompt groups; every rank must take the same number of optimiser steps."""
-    from reasoner.dist.context import env_world_size
-
     n = env_world_size() if n is None else n
     if n <= 1:
         return
@@ -73,8 +73,6 @@ def validate_sharding(cfg, n: int | None = None) -> None:
 def update_plan(cfg, algorithm):
     """The update's shape (rl.update.UpdatePlan) from the run's and the algorithm's config."""
     from reasoner.rl.update import UpdatePlan
-
-    from reasoner.dist import world_size
 
     a = cfg.algo
     return UpdatePlan(  # a minibatch is global: each rank steps on its share of it
@@ -119,6 +117,7 @@ class OnlineRecipe(RecipeBase):
         self.problems, self.task, self.reward_model = problems, task, reward_model
         self.total_steps = cfg.steps
         self.rollouts = 0
+        self.seed_per_prompt = cfg.seed_per_prompt if cfg.seed_per_prompt is not None else env_world_size() > 1
 
     # ----------------------------------------------------------------- setup and state
 
@@ -214,19 +213,23 @@ class OnlineRecipe(RecipeBase):
         last round's generator (it also orders the update's minibatches)."""
         from reasoner.dist import shard
         from reasoner.evaluation import sampling_params
+        from reasoner.generation.base import sequence_seed
         from reasoner.prompts import build_prompt
         from reasoner.rl import rollouts as R
 
         cfg, algorithm = self.cfg, self.algorithm
         rounds, kept = [], []
         for r in range(cfg.algo.max_sampling_rounds if algorithm.dynamic_sampling else 1):
-            idx = shard(R.step_problem_indices(len(self.problems), cfg.prompts_per_step, cfg.seed, step, r))
-            problems = [self.problems[i] for i in idx]
+            everyone = R.step_problem_indices(len(self.problems), cfg.prompts_per_step, cfg.seed, step, r)
+            problems = [self.problems[i] for i in shard(everyone)]
             prompts = [build_prompt(p.prompt, self.tokenizer, cfg.model.chat_template, cfg.model.system_prompt, cfg.data.name)
                        for p in problems]
             seed = R.step_seed(cfg.seed, cfg.generation.seed, step, r)
             rng = torch.Generator().manual_seed(seed)
-            roll = R.collect(self.generator, self.tokenizer, problems, prompts, replace(sampling_params(cfg.generation), seed=seed),
+            params = replace(sampling_params(cfg.generation), seed=seed)
+            if self.seed_per_prompt:  # the seed of the prompt's slot in the global batch, whichever rank draws it
+                params = replace(params, prompt_seeds=shard([sequence_seed(seed, j) for j in range(len(everyone))]))
+            roll = R.collect(self.generator, self.tokenizer, problems, prompts, params,
                              pool=algorithm.pool, replay=algorithm.replay, rng=rng)
             rewards = self.reward_model([s.problem for s in roll.samples], [s.prompt for s in roll.samples],
                                         [s.text for s in roll.samples], [s.completion_ids for s in roll.samples])

@@ -1,5 +1,6 @@
-"""N processes train as one: train-sft (DDP, ZeRO-2) and train-prm (DDP) on 2 CPU processes
-(gloo) give one process's losses on the same global batch, and rank 0 alone writes the run.
+"""N processes train as one: train-sft, train-prm, train-rl grpo (rollouts included) and oreo,
+under DDP and DeepSpeed ZeRO-2 on 2 CPU processes (gloo), give one process's losses on the same
+global batch, and rank 0 alone writes the run.
 
 Tolerance: losses within 1e-5 relative, gradient norms within 1e-4 (they are logged to 4
 decimals), final weights within 1e-5 absolute; measured differences are ~1e-7 (float
@@ -66,28 +67,35 @@ def test_train_sft_on_two_processes_matches_one(sft_single, tmp_path, strategy):
     assert_rank0_wrote(records, run_dir)
 
 
-def test_train_prm_on_two_processes_matches_one(tmp_path):
+@pytest.mark.parametrize("strategy", ["ddp", "deepspeed"])
+def test_train_prm_on_two_processes_matches_one(tmp_path, strategy):
     from tests.prm.gym_data import gym_trajectories, write_jsonl
+
+    if strategy == "deepspeed":
+        pytest.importorskip("deepspeed")
 
     data = write_jsonl(tmp_path / "gym.jsonl", gym_trajectories(12, max_ops=3, max_operand=9))
     single, multi = tmp_path / "single", tmp_path / "multi"
     api.run("train-prm", [*PRM, f"train_file={data}", f"run_dir={single}"])
-    records = run_ranks("train-prm", [*PRM, f"train_file={data}", "dist.strategy=ddp"], multi, tmp_path / "ranks")
+    records = run_ranks("train-prm", [*PRM, f"train_file={data}", f"dist.strategy={strategy}"], multi, tmp_path / "ranks")
     assert_same_run(single, multi, keys=("loss", "step_acc"))
     assert_rank0_wrote(records, multi)
 
 
-@pytest.mark.parametrize("algo", ["oreo", "rft"])
-def test_offline_rl_on_two_processes_matches_one(tmp_path, algo):
+@pytest.mark.parametrize("algo,strategy", [("oreo", "ddp"), ("rft", "ddp"), ("oreo", "deepspeed")])
+def test_offline_rl_on_two_processes_matches_one(tmp_path, algo, strategy):
     """Each rank trains on its share of the batch; the objectives' means are over both ranks' items."""
     from tests.offline.helpers import gym_trajectories, write_trajectories
+
+    if strategy == "deepspeed":
+        pytest.importorskip("deepspeed")
 
     data = write_trajectories(tmp_path / "traj.jsonl", gym_trajectories(4))
     offline = [*TINY, "model.device=cpu", "batch_size=4", "eval_problems=0", "save_every=0", f"algo={algo}",
                f"train_file={data}", "steps=2", "log_every=1"]
     single, multi = tmp_path / "single", tmp_path / "multi"
     api.run("train-rl", [*offline, f"run_dir={single}"])
-    records = run_ranks("train-rl", [*offline, "dist.strategy=ddp"], multi, tmp_path / "ranks")
+    records = run_ranks("train-rl", [*offline, f"dist.strategy={strategy}"], multi, tmp_path / "ranks")
     a, b = metrics(single), metrics(multi)
     assert [r["step"] for r in a] == [r["step"] for r in b] and a
     for ra, rb in zip(a, b):
@@ -111,3 +119,27 @@ def test_deepspeed_on_one_process_without_torchrun_matches_single(sft_single, tm
                           cwd=repo, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_same_run(sft_single, tmp_path)
+
+
+RL = [*TINY, "model.device=cpu", "data.num_problems=40", "prompts_per_step=2", "generation.n=4",
+      "generation.max_new_tokens=8", "generation.batch_size=16", "batch_size=4", "eval_every=0", "steps=2",
+      "save_every=0", "log_every=1", "reward.kind=custom", "reward.function=tests.rl.reward_fns:char_checksum"]
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "deepspeed"])
+def test_train_rl_grpo_on_two_processes_matches_one(tmp_path, strategy):
+    """End to end, rollouts included: with one seed per prompt (on by default under N processes)
+    each rank samples its prompts exactly as one process samples them in the whole batch."""
+    if strategy == "deepspeed":
+        pytest.importorskip("deepspeed")
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    api.run("train-rl", [*RL, "algo=grpo", "seed_per_prompt=true", f"run_dir={single}"])
+    records = run_ranks("train-rl", [*RL, "algo=grpo", f"dist.strategy={strategy}"], multi, tmp_path / "ranks")
+    a, b = metrics(single), metrics(multi)
+    assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2]
+    for ra, rb in zip(a, b):
+        assert rb["rollouts"] == ra["rollouts"] and rb["response_len"] == pytest.approx(ra["response_len"])
+        for key in ("reward", "loss"):
+            assert rb[key] == pytest.approx(ra[key], rel=REL, abs=1e-6), (key, ra, rb)
+        assert rb["grad_norm"] == pytest.approx(ra["grad_norm"], abs=1e-4)
+    assert_rank0_wrote(records, multi)

@@ -173,6 +173,34 @@ def test_seeded_sampling_is_reproducible(model, tokenizer):
     assert [x.token_ids for r in a for x in r] != [x.token_ids for r in c for x in r]
 
 
+@pytest.mark.parametrize("top_p", [1.0, 0.9])
+def test_prompt_seeds_make_samples_independent_of_the_batch_they_share(model, tokenizer, top_p):
+    """What `reasoner launch` needs: a prompt's samples are the same whether it is generated with
+    all the others (one process, one chunk) or with a share of them in small chunks (a rank)."""
+    prompts = PROMPTS + ["9", "55+55=", PROMPTS[0]]  # a repeated prompt keeps its own seed
+    seeds = [100 + i for i in range(len(prompts))]
+
+    def params(idx):
+        return SamplingParams(n=3, temperature=1.0, top_p=top_p, max_new_tokens=10, seed=0,
+                              prompt_seeds=[seeds[i] for i in idx])
+
+    whole = HFGenerator(model, tokenizer, batch_size=64).generate(prompts, params(range(len(prompts))))
+    ranks = {}
+    for rank in (0, 1):
+        idx = list(range(rank, len(prompts), 2))
+        for i, out in zip(idx, HFGenerator(model, tokenizer, batch_size=4).generate([prompts[i] for i in idx], params(idx))):
+            ranks[i] = out
+    assert [[c.token_ids for c in whole[i]] for i in range(len(prompts))] == \
+           [[c.token_ids for c in ranks[i]] for i in range(len(prompts))]
+    for i in range(len(prompts)):
+        for a, b in zip(whole[i], ranks[i]):
+            assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+    assert [c.token_ids for c in whole[0]] != [c.token_ids for c in whole[-1]]  # same text, other seed
+    assert len({tuple(c.token_ids) for c in whole[0]}) > 1  # the n samples differ
+    with pytest.raises(ValueError, match="prompt_seeds has 1 seeds for 2 prompts"):
+        HFGenerator(model, tokenizer).generate(prompts[:2], SamplingParams(n=1, prompt_seeds=[1]))
+
+
 def test_tiny_top_p_equals_greedy(model, tokenizer):
     gen = HFGenerator(model, tokenizer, batch_size=8)
     greedy = gen.generate(PROMPTS, _greedy())

@@ -7,7 +7,7 @@ import contextlib
 import torch
 
 from reasoner.prompts import encode_prompt
-from reasoner.generation.base import Completion, SamplingParams, check_params
+from reasoner.generation.base import Completion, SamplingParams, check_params, sequence_seed
 from reasoner.generation import lean_decode
 from reasoner.generation.cpu_linear import PackedLinears
 from reasoner.generation.hf.chunks import Group, Seq, dedupe, ended_by_eos, eos_ids, pad_id, plan_chunks, scatter
@@ -105,8 +105,10 @@ class HFGenerator:
             with torch.inference_mode(), packed:
                 lean = lean_decode.step_fn(self.model) if self.lean_decode else None  # once per call: it copies weights
                 counts = [len(o) * params.n for o in owners]
+                seeds = sequence_seeds(params, owners, len(prompts))
                 for chunk in plan_chunks(encoded, counts, self.batch_size, self.sort_by_length):
-                    done = iter(self._run_chunk([Group(encoded[u], c) for u, c in chunk], params, rng, lean))
+                    draws = seeds and [seeds[u].pop(0) for u, c in chunk for _ in range(c)]
+                    done = iter(self._run_chunk([Group(encoded[u], c) for u, c in chunk], params, rng, lean, draws))
                     for u, c in chunk:
                         per_unique[u].extend(next(done) for _ in range(c))
         finally:
@@ -115,9 +117,11 @@ class HFGenerator:
 
     # ---------------------------------------------------------------- decoding
 
-    def _run_chunk(self, groups: list[Group], params: SamplingParams, rng, lean) -> list[Completion]:
+    def _run_chunk(self, groups: list[Group], params: SamplingParams, rng, lean,
+                   seeds: list[int] | None = None) -> list[Completion]:
         """Prefill the distinct prompts once, fan out to sequences, decode until all finish
-        (decode steps through `lean`, lean_decode's step for this call, where the cache allows)."""
+        (decode steps through `lean`, lean_decode's step for this call, where the cache allows).
+        With `seeds` (one per sequence) each sequence draws its own uniforms, not `rng`'s."""
         device = self._device()
         total = sum(g.count for g in groups)
         max_new = params.max_new_tokens
@@ -139,8 +143,9 @@ class HFGenerator:
         live = total  # rows in the batch whose sequence is not finished
         lean = lean if plain_layers(cache) else None
 
+        uniforms = per_sequence_uniforms(seeds, max_new, logits.device) if seeds and params.temperature > 0 else None
         for step in range(max_new):
-            tok, lp = sample(logits, params, rng)
+            tok, lp = sample(logits, params, rng, None if uniforms is None else uniforms[slots.to(uniforms.device), step])
             tok = tok.to(device)  # no-op unless the LM head sits on another device (device_map)
             tokens[slots, step] = tok
             logps[slots, step] = lp.to(device)
@@ -273,6 +278,22 @@ class HFGenerator:
         gen = torch.Generator(device=head.weight.device if head is not None else self._device())
         gen.manual_seed(int(seed))
         return gen
+
+
+def sequence_seeds(params: SamplingParams, owners: list[list[int]], num_prompts: int) -> list[list[int]] | None:
+    """Per distinct prompt, the seeds of its sequences in the order generate() hands them out
+    (owner by owner, n each), from params.prompt_seeds; None without them."""
+    if params.prompt_seeds is None:
+        return None
+    if len(params.prompt_seeds) != num_prompts:
+        raise ValueError(f"prompt_seeds has {len(params.prompt_seeds)} seeds for {num_prompts} prompts")
+    return [[sequence_seed(params.prompt_seeds[i], j) for i in idxs for j in range(params.n)] for idxs in owners]
+
+
+def per_sequence_uniforms(seeds: list[int], steps: int, device) -> torch.Tensor:
+    """[sequences, steps] float64 uniforms, row r drawn from its own generator seeded seeds[r]."""
+    rows = [torch.rand(steps, generator=torch.Generator().manual_seed(s), dtype=torch.float64) for s in seeds]
+    return torch.stack(rows).to(device)
 
 
 def _accepts_logits_to_keep(model) -> bool:
