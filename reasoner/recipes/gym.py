@@ -1,8 +1,9 @@
 """`reasoner recipe gym`: every method of the toolkit on the arithmetic-gym organism, one command.
 
 SFT (3 seeds) -> collect with step labels -> PRMs (exact, Math-Shepherd, OmegaPRM, implicit) ->
-search sweep over budgets -> online RL (7 algorithms x seeds) -> offline data -> OREO / RFT /
-DPO (x seeds, iterative OREO) -> OREO value-guided beam search; then docs/results/gym.md.
+search sweep over budgets -> online RL (7 algorithms x seeds; RLEP replays a pool collected from
+the GRPO seed-0 policy) -> offline data -> OREO / RFT / DPO (x seeds, iterative OREO) -> OREO
+value-guided beam search; then docs/results/gym.md.
 Everything after SFT starts from the seed-0 SFT policy (the seeds of the later stages are their
 own), every accuracy is on the same held-out test problems, and no knob here was chosen on
 them: the defaults in conf/ come from validation-split sweeps (docs/results/organism.md).
