@@ -20,7 +20,6 @@ ONLINE = ("grpo", "dapo", "dr_grpo", "rloo", "ppo", "prime", "rlep")
 OFFLINE = ("rft", "dpo", "oreo")
 SEARCH = ("majority", "best_of_n", "weighted_best_of_n", "beam", "dvts", "mcts")
 LABELS = ("truth", "shepherd", "omegaprm")
-ARITH_TRAIN_PROBLEMS = 20000  # conf/data/arith.yaml num_problems
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class Size:
     offline_n: int
     oreo_rounds: int
     max_steps: int | None = None  # cap on PRM / offline steps (toy)
-    rl_problems: int = 20000  # training problems online RL draws prompts from (and RLEP's pool covers)
+    rl_problems: int | None = None  # training problems online RL draws from and RLEP's pool covers (None: the data's)
     ops: tuple[int, int] = (2, 3)  # the gym's min_ops / max_ops (conf/data/arith.yaml); "longer" = the next two
     sft_extra: tuple[str, ...] = ()
 
@@ -163,8 +162,8 @@ def _online_rl(p: _Plan) -> None:
     size = p.size
     rl = [f"model={p.policy}", f"steps={size.rl_steps}", f"eval_every={size.rl_eval_every}",
           f"eval_problems={size.eval_n}", f"prompts_per_step={size.rl_prompts}", f"generation.n={size.rl_n}", *p.gen_cap]
-    if size.rl_problems != ARITH_TRAIN_PROBLEMS:
-        rl.append(f"data.num_problems={size.rl_problems}")
+    problems = [f"data.num_problems={size.rl_problems}"] if size.rl_problems else []
+    rl += problems
     if not p.toy:
         _rlep_pool(p)
     for s in size.rl_seeds:
@@ -183,9 +182,9 @@ def _rlep_pool(p: _Plan) -> None:
     """RLEP's phase 1 as in the paper: verified-correct answers of an RL-trained policy (GRPO seed
     0) on the problems RL draws its prompts from. A pool of SFT samples on the offline data's
     2,000 problems covered 7% of them: RLEP replayed ~1 answer per step and trained like GRPO."""
-    p.add("collect-pool", "collect", [f"model={p.out}/rl-grpo-s0/final", "data.split=train",
-                                      f"data.num_problems={p.size.rl_problems}", "n=4", "max_tokens=64",
-                                      "selection=correct"], ["rl-grpo-s0"])
+    problems = [f"data.num_problems={p.size.rl_problems}"] if p.size.rl_problems else []
+    p.add("collect-pool", "collect", [f"model={p.out}/rl-grpo-s0/final", "data.split=train", *problems, "n=4",
+                                      "max_tokens=64", "selection=correct"], ["rl-grpo-s0"])
 
 
 def _offline_rl(p: _Plan) -> None:

@@ -10,35 +10,24 @@ import statistics as st
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from reasoner.recipes.gym_report import Runs, _jsonl
-
-
-def _config_value(runs: Runs, job: str, key: str):
-    """A top-level key of a job's resolved config.yaml (None when the job has not run)."""
-    import yaml
-
-    path = runs.out / job / "config.yaml"
-    if not path.is_file():
-        return None
-    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(key)
+from reasoner.recipes.gym_report import Runs, _jsonl, run_config
 
 
 def prime_training_signal(runs: Runs) -> dict | None:
     """How many of each step's groups PRIME's accuracy filter kept, and whether its implicit PRM
     moved off log 2 (the BCE of a PRM whose rewards are still ~0)."""
-    kept, losses, prompts = [], [], None
+    kept, losses = [], []
     for s in runs.seeds:
         rows = _jsonl(runs.out / f"rl-prime-s{s}" / "metrics.jsonl")
         kept += [r.get("kept_groups", 0) for r in rows if "loss" in r or "skipped" in r]
         losses += [r["prm_loss"] for r in rows if "prm_loss" in r]
-        prompts = prompts or _config_value(runs, f"rl-prime-s{s}", "prompts_per_step")
-    if not kept or not prompts:
+    cfg = run_config(runs.out / f"rl-prime-s{runs.seeds[0]}")
+    if not kept or not cfg.get("prompts_per_step"):
         return None
     tail = losses[len(losses) // 2:] or losses
-    job = f"rl-prime-s{runs.seeds[0]}"
-    algo, gen = _config_value(runs, job, "algo") or {}, _config_value(runs, job, "generation") or {}
-    return {"kept": st.mean(kept), "prompts": prompts, "prm_loss_late": st.mean(tail) if tail else None,
-            "filter": algo.get("accuracy_filter"), "prm_lr": algo.get("prm_lr"), "n": gen.get("n")}
+    algo = cfg.get("algo") or {}
+    return {"kept": st.mean(kept), "prompts": cfg["prompts_per_step"], "prm_loss_late": st.mean(tail) if tail else None,
+            "filter": algo.get("accuracy_filter"), "prm_lr": algo.get("prm_lr"), "n": (cfg.get("generation") or {}).get("n")}
 
 
 def _prime_line(p: dict) -> str:
@@ -60,20 +49,21 @@ def _prime_line(p: dict) -> str:
 
 def rlep_replay_share(runs: Runs) -> dict | None:
     """Replayed answers per step against fresh rollouts, and the pool's size in problems."""
-    replayed, pool, rollouts, prompts = [], [], [], None
+    replayed, pool = [], []
     for s in runs.seeds:
         rows = _jsonl(runs.out / f"rl-rlep-s{s}" / "metrics.jsonl")
         replayed += [r["replayed"] for r in rows if "replayed" in r]
         pool += [r["pool_size"] for r in rows if "pool_size" in r]
-        prompts = prompts or _config_value(runs, f"rl-rlep-s{s}", "prompts_per_step")
+    cfg = run_config(runs.out / f"rl-rlep-s{runs.seeds[0]}")
+    prompts = cfg.get("prompts_per_step")
     if not replayed or not prompts:
         return None
-    algo = _config_value(runs, f"rl-rlep-s{runs.seeds[0]}", "algo") or {}
-    data = _config_value(runs, f"rl-rlep-s{runs.seeds[0]}", "data") or {}
+    algo, data = cfg.get("algo") or {}, cfg.get("data") or {}
     pooled = {t.get("problem_id") for t in _jsonl(Path(algo.get("pool_file") or "/nonexistent"))
               if (t.get("reward") or 0) >= 1}
     return {"replayed": st.mean(replayed), "pool_answers": st.mean(pool) if pool else 0, "pool_problems": len(pooled),
-            "prompts": prompts, "replay": algo.get("replay"), "train_problems": data.get("num_problems")}
+            "prompts": prompts, "fresh": prompts * (cfg.get("generation") or {}).get("n", 0), "replay": algo.get("replay"),
+            "train_problems": data.get("num_problems")}
 
 
 def mc_label_placement(runs: Runs, label: str) -> dict | None:
@@ -134,8 +124,7 @@ def diagnosis_section(runs: Runs) -> list[str]:
         lines.append(_prime_line(p))
     r = rlep_replay_share(runs)
     if r:
-        fresh = r["prompts"] * (_config_value(runs, f"rl-rlep-s{runs.seeds[0]}", "generation") or {}).get("n", 0)
-        lines.append(f"- **RLEP**: {r['replayed']:.1f} replayed answers per step beside {fresh} fresh rollouts "
+        lines.append(f"- **RLEP**: {r['replayed']:.1f} replayed answers per step beside {r['fresh']} fresh rollouts "
                      f"(up to {r['replay']} per prompt): the pool's {r['pool_answers']:.0f} answers cover "
                      f"{r['pool_problems']} of the {r['train_problems']} problems the run draws its prompts from"
                      + (", so most prompts have nothing to replay and RLEP trains almost like GRPO." if

@@ -144,14 +144,18 @@ def offline_rounds(summary: dict | None) -> list[dict]:
     return summary.get("rounds") or ([summary] if "eval_accuracy" in summary else [])
 
 
+def run_config(run_dir: Path) -> dict:
+    """A finished job's resolved config.yaml ({} when it has not run)."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return {}
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
 def _eval_problems(run_dir: Path) -> int:
-    cfg = run_dir / "config.yaml"
-    if not cfg.is_file():
-        return 0
-    for line in cfg.read_text(encoding="utf-8").splitlines():
-        if line.startswith("eval_problems:"):
-            return int(line.split(":", 1)[1])
-    return 0
+    return int(run_config(run_dir).get("eval_problems") or 0)
 
 
 # --------------------------------------------------------------------------- analyses

@@ -47,7 +47,8 @@ def test_rlep_counts_the_problems_its_pool_covers(tmp_path):
              "generation": {"n": 8}})
     _write(tmp_path / "rl-rlep-s0" / "metrics.jsonl", [{"replayed": 1, "pool_size": 3}, {"replayed": 3, "pool_size": 3}])
     r = rlep_replay_share(Runs(tmp_path, (0,)))
-    assert r == {"replayed": 2.0, "pool_answers": 3.0, "pool_problems": 2, "prompts": 4, "replay": 2, "train_problems": 100}
+    assert r == {"replayed": 2.0, "pool_answers": 3.0, "pool_problems": 2, "prompts": 4, "fresh": 32, "replay": 2,
+                 "train_problems": 100}
     assert "cover 2 of the 100 problems" in "\n".join(diagnosis_section(Runs(tmp_path, (0,))))
 
 

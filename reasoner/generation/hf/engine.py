@@ -107,7 +107,7 @@ class HFGenerator:
                 counts = [len(o) * params.n for o in owners]
                 seeds = sequence_seeds(params, owners, len(prompts))
                 for chunk in plan_chunks(encoded, counts, self.batch_size, self.sort_by_length):
-                    draws = seeds and [seeds[u].pop(0) for u, c in chunk for _ in range(c)]
+                    draws = seeds and [next(seeds[u]) for u, c in chunk for _ in range(c)]
                     done = iter(self._run_chunk([Group(encoded[u], c) for u, c in chunk], params, rng, lean, draws))
                     for u, c in chunk:
                         per_unique[u].extend(next(done) for _ in range(c))
@@ -280,14 +280,14 @@ class HFGenerator:
         return gen
 
 
-def sequence_seeds(params: SamplingParams, owners: list[list[int]], num_prompts: int) -> list[list[int]] | None:
-    """Per distinct prompt, the seeds of its sequences in the order generate() hands them out
-    (owner by owner, n each), from params.prompt_seeds; None without them."""
+def sequence_seeds(params: SamplingParams, owners: list[list[int]], num_prompts: int) -> list | None:
+    """Per distinct prompt, an iterator over the seeds of its sequences in the order generate()
+    hands them out (owner by owner, n each), from params.prompt_seeds; None without them."""
     if params.prompt_seeds is None:
         return None
     if len(params.prompt_seeds) != num_prompts:
         raise ValueError(f"prompt_seeds has {len(params.prompt_seeds)} seeds for {num_prompts} prompts")
-    return [[sequence_seed(params.prompt_seeds[i], j) for i in idxs for j in range(params.n)] for idxs in owners]
+    return [iter([sequence_seed(params.prompt_seeds[i], j) for i in idxs for j in range(params.n)]) for idxs in owners]
 
 
 def per_sequence_uniforms(seeds: list[int], steps: int, device) -> torch.Tensor:
