@@ -98,6 +98,8 @@ def recipe(
     jobs: int = typer.Option(2, "--jobs", help="Commands run side by side (one torch thread each on a 2-core CPU)."),
     report: Optional[str] = typer.Option(None, "--report", help="Where the results page goes (default <out>/gym.md)."),
     report_only: bool = typer.Option(False, "--report-only", help="Rebuild the page from finished runs; run nothing."),
+    rerun_changed: bool = typer.Option(False, "--rerun-changed",
+                                       help="Finished jobs whose command or inputs changed: move them aside and run them again."),
 ) -> None:
     """Run a whole pipeline stage by stage (resumable: re-run to continue) and write its results page."""
     from reasoner.recipes import run_recipe
@@ -107,7 +109,7 @@ def recipe(
         raise typer.Exit(2)
     try:
         page = run_recipe(name, "toy" if toy else "quick" if quick else "full", out, jobs, report,
-                          list(overrides or []), report_only)
+                          list(overrides or []), report_only, rerun_changed)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)

@@ -15,7 +15,8 @@ RECIPES = ("gym",)
 
 
 def run_recipe(name: str, size: str = "full", out: str | None = None, parallel: int = 2,
-               report: str | None = None, overrides: list[str] | None = None, report_only: bool = False) -> Path:
+               report: str | None = None, overrides: list[str] | None = None, report_only: bool = False,
+               rerun_changed: bool = False) -> Path:
     """Run (or continue) recipe `name` at `size` and write its results page; returns the page path."""
     from reasoner.recipes import gym, gym_page
     from reasoner.recipes.jobs import run_jobs
@@ -34,7 +35,7 @@ def run_recipe(name: str, size: str = "full", out: str | None = None, parallel: 
     if not report_only:
         out_dir.mkdir(parents=True, exist_ok=True)
         try:
-            run_jobs(jobs, parallel=parallel, on_tick=clock.save)
+            run_jobs(jobs, parallel=parallel, on_tick=clock.save, rerun_changed=rerun_changed)
         finally:  # an interrupted invocation's time counts too
             wall = clock.save()
     page = Path(report) if report else out_dir / "gym.md"

@@ -3,6 +3,11 @@
 A job is done once its `done` file exists (every stage writes its summary last), so re-running a
 recipe skips finished jobs and re-issues unfinished ones, which then resume from their own
 checkpoints or results files: a crash costs at most the work since a stage's last save.
+A finished job records its fingerprint (its command and its inputs' fingerprints) in
+run_dir/recipe_job.json: when the recipe now runs it otherwise (new overrides, a changed recipe,
+a re-run input), the job and everything downstream of it are stale, and the recipe stops
+naming them, or with `rerun_changed` moves their run_dirs aside (NAME.replaced-K) and runs them
+again, so a page never mixes runs of two configurations.
 Independent jobs run side by side, one torch thread each, so two jobs on two cores do not
 oversubscribe them (which ran 18x slower here); a job that everything left waits on (the first
 SFT of a one-seed run) runs alone with every core.
@@ -10,8 +15,11 @@ SFT of a one-seed run) runs alone with every core.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -19,7 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reasoner.errors import UserError
+from reasoner.utils.io import write_text_atomic
 from reasoner.utils.progress import log
+
+RECORD = "recipe_job.json"
 
 
 @dataclass
@@ -36,6 +47,25 @@ class Job:
     @property
     def done(self) -> bool:
         return (self.run_dir / self.done_file).is_file()
+
+    def fingerprint(self, inputs: list[str]) -> str:
+        """What decides this job's outputs: its command, its arguments, its inputs' fingerprints."""
+        text = json.dumps([self.command, self.args, self.run_dir.name, sorted(inputs)])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def record_path(self) -> Path:
+        return self.run_dir / RECORD
+
+    def recorded(self) -> str | None:
+        """The fingerprint the finished job was run with (None: not recorded)."""
+        try:
+            return json.loads(self.record_path.read_text()).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def record(self, fingerprint: str) -> None:
+        write_text_atomic(self.record_path, json.dumps({"fingerprint": fingerprint, "command": self.shell()}) + "\n")
 
     def argv(self) -> list[str]:
         return [sys.executable, "-m", "reasoner.cli", self.command, *self.args, f"run_dir={self.run_dir}"]
@@ -56,13 +86,62 @@ def check_graph(jobs: list[Job]) -> None:
             raise ValueError(f"job {j.name}: unknown dependencies {missing}")
 
 
-def run_jobs(jobs: list[Job], parallel: int = 2, threads: int | None = None, on_tick=None) -> float:
+def fingerprints(jobs: list[Job]) -> dict[str, str]:
+    """Each job's fingerprint, its dependencies' folded in (jobs come in dependency order)."""
+    out: dict[str, str] = {}
+    for j in jobs:
+        out[j.name] = j.fingerprint([out[a] for a in j.after])
+    return out
+
+
+def stale_jobs(jobs: list[Job], prints: dict[str, str]) -> list[Job]:
+    """Finished jobs recorded under another fingerprint (a job finished before records existed
+    is adopted: its record is written now)."""
+    stale = []
+    for j in jobs:
+        if not j.done:
+            continue
+        seen = j.recorded()
+        if seen is None:
+            j.record(prints[j.name])
+        elif seen != prints[j.name]:
+            stale.append(j)
+    return stale
+
+
+def _settle_stale(jobs: list[Job], rerun_changed: bool) -> dict[str, str]:
+    """The jobs' fingerprints, after stopping on stale jobs or moving them aside to run again."""
+    check_graph(jobs)
+    prints = fingerprints(jobs)
+    stale = stale_jobs(jobs, prints)
+    if stale and not rerun_changed:
+        names = ", ".join(j.name for j in stale)
+        raise UserError(f"recipe: {len(stale)} finished jobs were run with other settings or inputs ({names}); "
+                        "re-run with --rerun-changed to move them aside and run them again, or use a new --out")
+    for j in stale:
+        _move_aside(j)
+    return prints
+
+
+def _move_aside(job: Job) -> None:
+    k = 1
+    while job.run_dir.with_name(f"{job.run_dir.name}.replaced-{k}").exists():
+        k += 1
+    shutil.move(job.run_dir, job.run_dir.with_name(f"{job.run_dir.name}.replaced-{k}"))
+    if _log_path(job).exists():
+        shutil.move(_log_path(job), _log_path(job).with_name(f"{job.run_dir.name}.replaced-{k}.log"))
+    log(f"[stale] {job.name}: moved to {job.run_dir.name}.replaced-{k}; running it again")
+
+
+def run_jobs(jobs: list[Job], parallel: int = 2, threads: int | None = None, on_tick=None,
+             rerun_changed: bool = False) -> float:
     """Run every unfinished job, dependencies first, `parallel` at a time; returns the wall time.
     `on_tick()` is called whenever a job starts or ends (the recipe saves its wall clock).
 
-    A failing job stops the recipe (after the running ones end) with one line naming its log.
+    A failing job stops the recipe (after the running ones end) with one line naming its log;
+    so does a stale finished job unless `rerun_changed` (module docstring).
     """
-    check_graph(jobs)
+    prints = _settle_stale(jobs, rerun_changed)
     cores = os.cpu_count() or 1
     lone = threads or cores          # a job that runs alone (below)
     threads = threads or max(1, cores // max(1, parallel))
@@ -81,6 +160,7 @@ def run_jobs(jobs: list[Job], parallel: int = 2, threads: int | None = None, on_
                 continue
             del running[name]
             if proc.returncode == 0 and job.done:
+                job.record(prints[name])
                 finished.add(name)
                 log(f"[done] {name} in {time.time() - t0:.0f} s")
             else:

@@ -89,34 +89,27 @@ def _check_unique(problems) -> None:
 
 # --------------------------------------------------------------------------- resume
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def check_same_config(run_dir: Path, cfg) -> None:
     """Refuse to append to a collection made with different settings (its records would mix)."""
     import yaml
 
     from reasoner.config import to_yaml
+    from reasoner.utils.settings import first_difference
 
     old_path, index = run_dir / "config.yaml", run_dir / INDEX
     if not index.exists() or index.stat().st_size == 0 or not old_path.exists():
         return
     try:
-        old = _flat(yaml.safe_load(old_path.read_text(encoding="utf-8")) or {})
+        old = yaml.safe_load(old_path.read_text(encoding="utf-8")) or {}
+        if not isinstance(old, dict):
+            raise AttributeError
     except (yaml.YAMLError, UnicodeDecodeError, AttributeError):
         raise UserError(f"{old_path}: unreadable; cannot check that resuming is safe (use a new run_dir)") from None
-    new = _flat(yaml.safe_load(to_yaml(cfg)))
-    for key in sorted(set(old) & set(new)):     # keys added or dropped by a newer version are not settings
-        if key != "run_dir" and old[key] != new[key]:
-            raise UserError(f"run_dir {run_dir} holds a collection made with {key}={old.get(key)!r} "
-                            f"(now {new.get(key)!r}); rerun with the same settings to resume, or use a new run_dir")
+    changed = first_difference(old, yaml.safe_load(to_yaml(cfg)))
+    if changed:
+        key, was, now = changed
+        raise UserError(f"run_dir {run_dir} holds a collection made with {key}={was!r} "
+                        f"(now {now!r}); rerun with the same settings to resume, or use a new run_dir")
 
 
 def load_index(run_dir: Path) -> list[dict]:

@@ -20,16 +20,19 @@ It owns everything around the steps, the same way for every trainer:
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from reasoner import dist
+from reasoner.errors import UserError
 from reasoner.train.progress import StepProgress
 from reasoner.train.sinks import MetricSink
 from reasoner.utils import checkpoint as ckpt
 from reasoner.utils.guard import RefusedStep, require_finite_model, stop_error
 from reasoner.utils.progress import log
+from reasoner.utils.settings import first_difference
 
 SUMMARY = "summary.json"
 
@@ -91,7 +94,7 @@ def train(recipe, out_dir, options: LoopOptions | None = None) -> dict:
     dist.barrier()
     ckpt_root = out_dir / "checkpoints"
     recipe.setup(out_dir)
-    start = _resume(recipe, ckpt_root, options.resume)
+    start = _resume(recipe, ckpt_root, options.resume, options.config)
     recipe.start(start)
     sink = (MetricSink(out_dir, start, options.tensorboard, options.wandb, options.config) if dist.is_main()
             else _NoSink())
@@ -132,13 +135,32 @@ def _progress(recipe, start: int):
     return StepProgress(recipe.name, recipe.total_steps, start) if dist.is_main() else _Quiet()
 
 
-def _resume(recipe, ckpt_root: Path, resume: bool) -> int:
+# what only says where and how a run reports may change between a run and its resume
+REPORTING = ("run_dir", "resume", "log_every", "save_every", "eval_every", "eval_problems", "eval_split",
+             "tensorboard", "wandb", "dist.backend")
+
+
+def _check_same_settings(checkpoint: Path, settings: dict | None) -> None:
+    """UserError (on every rank) when the checkpoint was written under other settings: resuming
+    would splice two configurations into one run."""
+    old = ckpt.saved_settings(checkpoint)
+    if old is None or settings is None:
+        return
+    changed = first_difference(old, json.loads(json.dumps(settings, default=str)), REPORTING)
+    if changed:
+        key, was, now = changed
+        raise UserError(f"checkpoint {checkpoint}: this run was started with {key}={was!r} (now {now!r}); "
+                        "resume with the same settings, or use a new run_dir (or resume=false to start over)")
+
+
+def _resume(recipe, ckpt_root: Path, resume: bool, settings: dict | None = None) -> int:
     """The step to start from: the last checkpoint's (its state loaded into the recipe), or 0.
     Rank 0 picks the checkpoint; every rank loads it (a shared run_dir)."""
     existing = ckpt.list_checkpoints(ckpt_root) if resume and dist.is_main() else []
     last = dist.broadcast_object(str(existing[-1]) if existing else None)
     if last is None:
         return 0
+    _check_same_settings(Path(last), settings)
     state = ckpt.load_checkpoint(Path(last), recipe.models())
     recipe.load_state_dict(state)
     if dist.is_main():
@@ -167,7 +189,7 @@ def _one_step(recipe, step: int, options: LoopOptions, ckpt_root: Path, sink: Me
     if options.save_every and done % options.save_every == 0 and not last:
         state = recipe.state_dict()  # on every rank: a strategy may gather its partitions
         if dist.is_main():
-            ckpt.save_checkpoint(ckpt_root, done, recipe.models(), state)
+            ckpt.save_checkpoint(ckpt_root, done, recipe.models(), state, settings=options.config)
         dist.barrier()
 
 

@@ -112,9 +112,11 @@ def decode(data: Any, tensors: dict[str, torch.Tensor]) -> Any:
 # --------------------------------------------------------------------------- save / load
 
 
-def save_checkpoint(ckpt_root: Path, step: int, models: dict[str, torch.nn.Module], state: dict[str, Any], keep: int = 1) -> Path:
-    """Atomically write step-N/ with each model's trainable weights and the trainer state;
-    UserError (nothing written) if any weight or optimiser tensor is not finite."""
+def save_checkpoint(ckpt_root: Path, step: int, models: dict[str, torch.nn.Module], state: dict[str, Any], keep: int = 1,
+                    settings: dict | None = None) -> Path:
+    """Atomically write step-N/ with each model's trainable weights, the trainer state and the
+    run's settings (what a resume is checked against); UserError (nothing written) if any
+    weight or optimiser tensor is not finite."""
     from reasoner.utils.guard import require_finite
     from reasoner.utils.io import atomic_dir
     from safetensors.torch import save_file
@@ -123,6 +125,8 @@ def save_checkpoint(ckpt_root: Path, step: int, models: dict[str, torch.nn.Modul
     tensors: dict[str, torch.Tensor] = {}
     payload = {"format": FORMAT, "step": step, "weights": {name: trainable_state(m) for name, m in models.items()},
                "state": state, "rng": rng_state()}
+    if settings is not None:  # plain JSON (tuples as lists), compared as such on resume
+        payload["settings"] = json.loads(json.dumps(settings, default=str))
     tree = encode(payload, tensors)
     require_finite(tensors, f"checkpoint {PREFIX}{step}", ckpt_root)
     final = ckpt_root / f"{PREFIX}{step}"
@@ -166,6 +170,15 @@ def load_checkpoint(path: Path, models: dict[str, torch.nn.Module]) -> dict[str,
     except (TypeError, ValueError, RuntimeError, KeyError, IndexError) as exc:
         raise UserError(f"checkpoint {path}: bad RNG state ({type(exc).__name__}); delete it or set resume=false") from None
     return {**payload["state"], "step": payload["step"]}
+
+
+def saved_settings(path: Path) -> dict | None:
+    """The settings step-N/ was written under (None: a checkpoint that did not record them)."""
+    try:
+        settings = json.loads((Path(path) / STATE).read_text(encoding="utf-8")).get("settings")
+    except (OSError, ValueError, AttributeError):
+        return None  # load_checkpoint names what is wrong with it
+    return settings if isinstance(settings, dict) else None
 
 
 def read_checkpoint(path: Path) -> Any:

@@ -26,5 +26,7 @@ def progress() -> Progress:
 
 
 def log(message: str) -> None:
-    """A status line on stderr (kept out of stdout so results can be piped)."""
-    console.print(message, highlight=False)
+    """A status line on stderr (kept out of stdout so results can be piped), printed as it is:
+    no markup (commands and values hold brackets: `sweep=[1,4]`), no wrapping at 80 columns
+    when stderr is a file (a line of a log stays one line)."""
+    console.print(message, highlight=False, markup=False, soft_wrap=True)

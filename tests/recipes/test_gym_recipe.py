@@ -92,3 +92,59 @@ def test_the_wall_clock_adds_to_earlier_invocations_and_is_saved_as_it_goes(tmp_
     first = clock.save()
     assert 100.0 <= first < 101.0 and float(path.read_text()) == pytest.approx(first, abs=0.1)
     assert clock.save() >= first and not path.with_suffix(".tmp").exists()
+
+
+class _FakeRun:
+    """A Popen that 'runs' a job by writing its summary; records which jobs ran."""
+
+    ran: list[str] = []
+
+    def __init__(self, argv, env, **_):
+        import os
+
+        run_dir = argv[-1].split("=", 1)[1]
+        _FakeRun.ran.append(os.path.basename(run_dir))
+        os.makedirs(run_dir, exist_ok=True)
+        open(os.path.join(run_dir, "summary.json"), "w").close()
+        self.returncode = 0
+
+    def poll(self):
+        return 0
+
+
+def test_a_changed_job_and_everything_downstream_are_stale_and_rerun_only_when_asked(tmp_path, monkeypatch):
+    import subprocess
+
+    from reasoner.errors import UserError
+
+    monkeypatch.setattr(subprocess, "Popen", _FakeRun)
+
+    def graph(sft_args):
+        return [Job("sft", "train-sft", sft_args, tmp_path / "sft"),
+                Job("rl", "train-rl", ["algo=grpo"], tmp_path / "rl", after=["sft"]),
+                Job("other", "decode", [], tmp_path / "other")]
+
+    _FakeRun.ran = []
+    run_jobs(graph(["seed=0"]), parallel=1)
+    assert sorted(_FakeRun.ran) == ["other", "rl", "sft"]
+    _FakeRun.ran = []
+    run_jobs(graph(["seed=0"]), parallel=1)          # the same recipe: nothing runs
+    assert _FakeRun.ran == []
+    with pytest.raises(UserError, match=r"2 finished jobs were run with other settings or inputs \(sft, rl\); "
+                                        r"re-run with --rerun-changed"):
+        run_jobs(graph(["seed=1"]), parallel=1)
+    assert _FakeRun.ran == [] and (tmp_path / "sft" / "summary.json").is_file()
+    run_jobs(graph(["seed=1"]), parallel=1, rerun_changed=True)
+    assert _FakeRun.ran == ["sft", "rl"]             # "other" does not depend on sft
+    assert (tmp_path / "sft.replaced-1" / "summary.json").is_file() and (tmp_path / "rl.replaced-1").is_dir()
+
+
+def test_a_job_finished_before_fingerprints_existed_is_adopted(tmp_path, monkeypatch):
+    import subprocess
+
+    monkeypatch.setattr(subprocess, "Popen", _FakeRun)
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "summary.json").write_text("{}")
+    _FakeRun.ran = []
+    run_jobs([Job("sft", "train-sft", [], tmp_path / "sft")], parallel=1)
+    assert _FakeRun.ran == [] and (tmp_path / "sft" / "recipe_job.json").is_file()

@@ -97,6 +97,20 @@ def test_crash_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resuming_under_other_settings_is_refused_and_reporting_keys_may_change(tmp_path):
+    settings = {"run_dir": "a", "optim": {"lr": 0.05}, "log_every": 1, "seed": 0}
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(LineFit(fail_at=4), tmp_path, LoopOptions(save_every=2, config=settings))
+    changed = {**settings, "optim": {"lr": 0.1}}
+    with pytest.raises(UserError, match=r"^checkpoint .*step-4: this run was started with optim.lr=0.05 \(now 0.1\); "
+                                        r"resume with the same settings"):
+        train(LineFit(), tmp_path, LoopOptions(save_every=2, config=changed))
+    assert [r["step"] for r in _records(tmp_path)] == [1, 2, 3, 4]  # nothing appended
+    reporting = {**settings, "run_dir": "b", "log_every": 2}
+    train(LineFit(), tmp_path, LoopOptions(save_every=2, config=reporting))
+    assert (tmp_path / "summary.json").is_file()
+
+
 def test_a_refused_step_stops_with_one_line_and_no_final_save(tmp_path):
     with pytest.raises(UserError, match=r"^toy: policy loss is nan at step 4; step refused, stopped without saving "
                                         r"\(last good checkpoint kept: .*step-2\)$"):
