@@ -28,10 +28,10 @@ def saved(monkeypatch):
     calls = []
     real = ckpt.save_checkpoint
 
-    def spy(root, step, models, state, keep=1):
+    def spy(root, step, models, state, keep=1, **kw):
         calls.append({"step": step, "state": copy.deepcopy(state), "rng": copy.deepcopy(ckpt.rng_state()),
                       "weights": {k: ckpt.trainable_state(m) for k, m in models.items()}})
-        path = real(root, step, models, state, keep)
+        path = real(root, step, models, state, keep, **kw)
         calls[-1]["path"] = path
         return path
 
