@@ -101,10 +101,10 @@ def check_same_config(run_dir: Path, cfg) -> None:
         return
     try:
         old = yaml.safe_load(old_path.read_text(encoding="utf-8")) or {}
-        if not isinstance(old, dict):
-            raise AttributeError
-    except (yaml.YAMLError, UnicodeDecodeError, AttributeError):
-        raise UserError(f"{old_path}: unreadable; cannot check that resuming is safe (use a new run_dir)") from None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        old = None
+    if not isinstance(old, dict):
+        raise UserError(f"{old_path}: unreadable; cannot check that resuming is safe (use a new run_dir)")
     changed = first_difference(old, yaml.safe_load(to_yaml(cfg)))
     if changed:
         key, was, now = changed

@@ -20,7 +20,6 @@ It owns everything around the steps, the same way for every trainer:
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from reasoner.train.sinks import MetricSink
 from reasoner.utils import checkpoint as ckpt
 from reasoner.utils.guard import RefusedStep, require_finite_model, stop_error
 from reasoner.utils.progress import log
-from reasoner.utils.settings import first_difference
+from reasoner.utils.settings import first_difference, plain
 
 SUMMARY = "summary.json"
 
@@ -146,7 +145,7 @@ def _check_same_settings(checkpoint: Path, settings: dict | None) -> None:
     old = ckpt.saved_settings(checkpoint)
     if old is None or settings is None:
         return
-    changed = first_difference(old, json.loads(json.dumps(settings, default=str)), REPORTING)
+    changed = first_difference(old, plain(settings), REPORTING)
     if changed:
         key, was, now = changed
         raise UserError(f"checkpoint {checkpoint}: this run was started with {key}={was!r} (now {now!r}); "

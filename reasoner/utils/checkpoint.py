@@ -125,8 +125,10 @@ def save_checkpoint(ckpt_root: Path, step: int, models: dict[str, torch.nn.Modul
     tensors: dict[str, torch.Tensor] = {}
     payload = {"format": FORMAT, "step": step, "weights": {name: trainable_state(m) for name, m in models.items()},
                "state": state, "rng": rng_state()}
-    if settings is not None:  # plain JSON (tuples as lists), compared as such on resume
-        payload["settings"] = json.loads(json.dumps(settings, default=str))
+    if settings is not None:
+        from reasoner.utils.settings import plain
+
+        payload["settings"] = plain(settings)
     tree = encode(payload, tensors)
     require_finite(tensors, f"checkpoint {PREFIX}{step}", ckpt_root)
     final = ckpt_root / f"{PREFIX}{step}"

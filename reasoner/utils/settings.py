@@ -8,7 +8,14 @@ both refuse with the first key that changed. Keys that only say where and how a 
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+
+def plain(settings: dict) -> dict:
+    """Settings as JSON keeps them (tuples as lists, other objects as their str), so a saved copy
+    and the live one compare equal."""
+    return json.loads(json.dumps(settings, default=str))
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
