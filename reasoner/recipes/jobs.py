@@ -87,10 +87,19 @@ def check_graph(jobs: list[Job]) -> None:
 
 
 def fingerprints(jobs: list[Job]) -> dict[str, str]:
-    """Each job's fingerprint, its dependencies' folded in (jobs come in dependency order)."""
+    """Each job's fingerprint, its dependencies' folded in (in any listing order; a cycle is an error)."""
+    by_name = {j.name: j for j in jobs}
     out: dict[str, str] = {}
+
+    def visit(job: Job, path: tuple[str, ...]) -> str:
+        if job.name not in out:
+            if job.name in path:
+                raise ValueError(f"job {job.name}: dependency cycle {' -> '.join(path + (job.name,))}")
+            out[job.name] = job.fingerprint([visit(by_name[a], path + (job.name,)) for a in job.after])
+        return out[job.name]
+
     for j in jobs:
-        out[j.name] = j.fingerprint([out[a] for a in j.after])
+        visit(j, ())
     return out
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from reasoner.recipes import gym
-from reasoner.recipes.jobs import Job, check_graph, run_jobs
+from reasoner.recipes.jobs import Job, check_graph, fingerprints, run_jobs
 
 
 def test_every_stage_is_in_the_graph_and_its_dependencies_exist(tmp_path):
@@ -19,6 +19,22 @@ def test_every_stage_is_in_the_graph_and_its_dependencies_exist(tmp_path):
     assert {f"rl-{a}-s{s}" for a in gym.ONLINE for s in (0, 1, 2)} <= names
     assert {f"off-{a}-s{s}" for a in gym.OFFLINE for s in (0, 1, 2)} <= names
     assert {f"prm-{p}" for p in (*gym.LABELS, "implicit")} <= names
+
+
+@pytest.mark.parametrize("size", sorted(gym.SIZES))
+def test_every_size_fingerprints_its_jobs_whatever_their_listing_order(tmp_path, size):
+    # the full and quick graphs list RLEP's pool before the GRPO run it reads: fingerprints once
+    # assumed dependency order and crashed both before any job ran
+    jobs = gym.build(tmp_path, gym.SIZES[size])
+    prints = fingerprints(jobs)
+    assert set(prints) == {j.name for j in jobs}
+    assert prints == fingerprints(list(reversed(jobs)))
+
+
+def test_a_dependency_cycle_is_named(tmp_path):
+    jobs = [Job("a", "decode", [], tmp_path / "a", ["b"]), Job("b", "decode", [], tmp_path / "b", ["a"])]
+    with pytest.raises(ValueError, match="cycle a -> b -> a"):
+        fingerprints(jobs)
 
 
 def test_a_failing_job_stops_the_recipe_with_one_line(tmp_path):
