@@ -3,16 +3,19 @@
 #
 #   sweep  base rates of the untrained model on reasoning-gym tasks (validation split, greedy)
 #   grpo   LoRA GRPO on the chosen reasoning-gym task -> held-out accuracy (that task + a transfer task)
-#   report docs/results/real.md + the learning curve (docs/results/real_figures/)
+#   gsm8k_base  the untrained model's GSM8K test accuracy (may run beside `sft`)
+#   sft    LoRA SFT on GSM8K training solutions -> GSM8K test accuracy of the trained model
+#   report docs/results/real.md + the learning curve (docs/results/real_figures/); a section whose
+#          runs are not under RUNS is kept from the page as it was
 #
-# Not here yet (issue #14): LoRA SFT on GSM8K, a Shepherd-labelled PRM on SmolLM2, OREO vs RFT.
+# Not here yet (issue #14): a Shepherd-labelled PRM on SmolLM2, OREO vs RFT.
 #
 # Each run is one `python -m reasoner ...` command, skipped when its summary.json exists and
 # resumed (train-rl from its checkpoints, decode from results.jsonl) when it was cut off: re-run
 # this script. The task was chosen on the validation split; test problems are decoded only for
 # the final figures; the GRPO settings were fixed before the run (no search).
 #
-# Usage: RUNS=runs/real bash scripts/real_model.sh [stage ...]   (default: sweep grpo report)
+# Usage: RUNS=runs/real bash scripts/real_model.sh [stage ...]   (default: sweep grpo gsm8k_base sft report)
 # env: RUNS (run dirs), DTYPE (bfloat16: docs/benchmarks.md "bf16 on this CPU"), DRY=1 (check
 # each command's config and run nothing), REPORT (the page), and the sizes below.
 set -euo pipefail
@@ -120,11 +123,35 @@ stage_grpo() {
   done
 }
 
+# --- SFT: LoRA on the first SFT_N GSM8K training solutions (one epoch), then greedy accuracy on
+# the first TEST_N test problems, base and trained alike. The lr is the GRPO run's (fixed before
+# the run, no search); GSM8K solutions are ~100 tokens, 256 new tokens leave room for the base
+# model's longer answers.
+GSM8K_DIR=${GSM8K_DIR:-../shared/data/gsm8k}
+SFT_N=${SFT_N:-400}   # 25 steps of 16: ~40 min on one thread (~40 tok/s beside the base decode)
+SFT_LR=${SFT_LR:-2e-4}
+GSM8K_TOKENS=${GSM8K_TOKENS:-256}
+
+stage_sft() {
+  run sft-gsm8k "$RUNS/sft-gsm8k" $R train-sft $MODEL $LORA data=gsm8k data.path="$GSM8K_DIR/train.jsonl" \
+    data.limit=$SFT_N epochs=1 batch_size=8 grad_accum=2 optim.lr=$SFT_LR optim.warmup_steps=6 max_length=512 \
+    save_every=10 log_every=5 run_dir="$RUNS/sft-gsm8k"
+  gsm8k_test sft "model=$RUNS/sft-gsm8k/final model.dtype=$DTYPE"
+}
+
+# the base model on the same test problems: its own stage, so it can run beside `sft` (one thread each)
+stage_gsm8k_base() { gsm8k_test base "$MODEL"; }
+
+gsm8k_test() {
+  run "test-$1-gsm8k" "$RUNS/test-$1-gsm8k" $R decode $2 data=gsm8k data.path="$GSM8K_DIR/test.jsonl" \
+    data.limit=$TEST_N generation.max_new_tokens=$GSM8K_TOKENS generation.batch_size=64 run_dir="$RUNS/test-$1-gsm8k"
+}
+
 stage_report() {
   $PY scripts/real_model_report.py --runs "$RUNS" --out "${REPORT:-docs/results/real.md}"
 }
 
-stages=${*:-"sweep grpo report"}
+stages=${*:-"sweep grpo gsm8k_base sft report"}
 for s in $stages; do
   "stage_$s"
 done
