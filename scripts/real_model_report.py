@@ -242,8 +242,25 @@ def sft_section(runs: Path) -> list[str]:
     """LoRA SFT on GSM8K: base vs SFT on the same test problems (empty without those runs)."""
     if not (runs / "test-sft-gsm8k" / "results.jsonl").exists():
         return []
+    base, new = per_problem(runs / "test-base-gsm8k"), per_problem(runs / "test-sft-gsm8k")
+    d, lo, hi, n = paired_delta(base, new)
+    verdict = ("the difference exceeds the noise" if lo > 0 or hi < 0 else
+               "the interval of the difference includes 0: inside the noise of these problems")
     return ["## LoRA SFT on GSM8K", "", sft_setting(runs / "sft-gsm8k"), "",
-            compare_rows(runs, [("GSM8K test", "test-base-gsm8k", "test-sft-gsm8k")]), ""]
+            compare_rows(runs, [("GSM8K test", "test-base-gsm8k", "test-sft-gsm8k")]), "",
+            f"{100 * d:+.1f} points on {n} problems: {verdict}. What the training changed, from the same responses:", "",
+            "| model | writes the `Answer:` line | stopped by the token budget | mean new tokens |", "|---|---:|---:|---:|",
+            format_row("base", runs / "test-base-gsm8k"), format_row("trained", runs / "test-sft-gsm8k"), ""]
+
+
+def format_row(label: str, run: Path) -> str:
+    """How often greedy responses commit to the trained answer line, run out of tokens, and their length."""
+    samples = [r["samples"][0] for r in read_jsonl(run / "results.jsonl")]
+    k = max(1, len(samples))
+    answered = sum("Answer:" in s["response"] for s in samples) / k
+    cut = sum(s.get("finish_reason") == "length" for s in samples) / k
+    tokens = sum(s.get("num_tokens", 0) for s in samples) / k
+    return f"| {label} | {pct(answered)}% | {pct(cut)}% | {tokens:.0f} |"
 
 
 def grpo_section(runs: Path, out: Path) -> list[str]:

@@ -31,7 +31,8 @@ def _decode_run(run: Path, data: Path, responses: list[str], right: list[bool]) 
     cfg = {"data": {"name": "gsm8k", "path": str(data), "split": "test", "limit": 4}}
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     (run / "results.jsonl").write_text("".join(
-        json.dumps({"id": f"gsm8k-test-{i}", "pass@1": float(ok), "samples": [{"response": r, "correct": ok}]}) + "\n"
+        json.dumps({"id": f"gsm8k-test-{i}", "pass@1": float(ok),
+                    "samples": [{"response": r, "correct": ok, "finish_reason": "stop", "num_tokens": 4}]}) + "\n"
         for i, (r, ok) in enumerate(zip(responses, right))))
 
 
@@ -62,6 +63,8 @@ def test_sft_section_is_added_and_earlier_sections_and_commands_are_kept(tmp_pat
     assert "GRPO TABLE" in text and 'Kept from the page as it was' in text and '"LoRA GRPO"' in text
     assert "## LoRA SFT on GSM8K" in text and "final training loss 0.500" in text
     assert "| GSM8K test | default (committed answer) | 0.0 [0.0, 49.0] | 75.0 [30.1, 95.4] | +75.0" in text
+    assert "+75.0 points on 4 problems: the difference exceeds the noise" in text
+    assert "| base | 0.0% | 0.0% | 4 |" in text and "| trained | 100.0% | 0.0% | 4 |" in text
     assert "| grpo | 18.0 min |" in text and "| sft-gsm8k | 10.0 min | `python -m reasoner train-sft data=gsm8k` |" in text
     assert "Sweep rows: `SWEEP CMD`" in text
     assert text.index("## LoRA GRPO") < text.index("## LoRA SFT on GSM8K") < text.index("## Not here yet")
