@@ -109,19 +109,24 @@ def sweep_rows(runs: Path) -> list[dict]:
     rows = []
     for d in sorted((runs / "sweep").glob("*/summary.json")):
         run = d.parent
-        recs = read_jsonl(run / "results.jsonl")
+        stats = response_stats(run, lambda text: bool(TAG_RE.search(text)))
         fallback = int(sum(lenient(run).values()))
-        strict = tagged = trunc = tokens = 0
-        for r in recs:
-            s = r["samples"][0]
-            strict += bool(s["correct"])
-            tagged += bool(TAG_RE.search(s["response"]))
-            trunc += s["finish_reason"] == "length"
-            tokens += s["num_tokens"]
-        n = len(recs)
-        rows.append({"task": run.name, "n": n, "strict": strict / n, "fallback": fallback / n, "tagged": tagged / n,
-                     "truncated": trunc / n, "mean_tokens": tokens / n, "fallback_k": fallback, "strict_k": strict})
+        n = stats["n"]
+        rows.append({"task": run.name, "n": n, "strict": stats["correct"] / n, "fallback": fallback / n,
+                     "tagged": stats["marked"], "truncated": stats["truncated"], "mean_tokens": stats["mean_tokens"],
+                     "fallback_k": fallback, "strict_k": stats["correct"]})
     return rows
+
+
+def response_stats(run: Path, marked) -> dict:
+    """Over a decode run's greedy responses: how many are right, and the share `marked(text)`
+    accepts, the share stopped by the token budget, the mean number of new tokens."""
+    samples = [r["samples"][0] for r in read_jsonl(run / "results.jsonl")]
+    k = max(1, len(samples))
+    return {"n": len(samples), "correct": sum(bool(s["correct"]) for s in samples),
+            "marked": sum(bool(marked(s["response"])) for s in samples) / k,
+            "truncated": sum(s.get("finish_reason") == "length" for s in samples) / k,
+            "mean_tokens": sum(s.get("num_tokens", 0) for s in samples) / k}
 
 
 def sweep_table(rows: list[dict]) -> str:
@@ -137,14 +142,20 @@ def sweep_table(rows: list[dict]) -> str:
 # --------------------------------------------------------------------------- trained vs base
 
 
-def lenient(run_dir: Path) -> dict[str, float]:
-    """problem id -> correctness of a greedy decode re-graded with the last-number fallback."""
+def run_config(run: Path) -> dict | None:
+    """A run's config.yaml (None: not there)."""
     import yaml
 
+    path = run / "config.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def lenient(run_dir: Path) -> dict[str, float]:
+    """problem id -> correctness of a greedy decode re-graded with the last-number fallback."""
     from reasoner.config import DataConfig
     from reasoner.tasks import get_task
 
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    cfg = run_config(run_dir)
     data = DataConfig(**{k: v for k, v in cfg["data"].items() if k in DataConfig.__dataclass_fields__})
     task = get_task(data.name)
     problems = {p.id: p for p in task.load_problems(data)}
@@ -203,12 +214,9 @@ def curve_figure(points: list[tuple[int, float]], out: Path, title: str) -> str 
 
 def grpo_setting(run: Path) -> str:
     """One sentence with the GRPO run's settings, read from its config.yaml."""
-    import yaml
-
-    path = run / "config.yaml"
-    if not path.is_file():
+    c = run_config(run)
+    if c is None:
         return ""
-    c = yaml.safe_load(path.read_text(encoding="utf-8"))
     lora, gen, reward = c["model"]["lora"], c["generation"], c["reward"]
     rewards = ", ".join(reward.get("functions") or []) or "the verifier (the task's score_answer)"
     return (f"LoRA r={lora['r']} (alpha {lora['alpha']}) on `{c['model']['name_or_path']}` ({c['model']['dtype']}), "
@@ -220,12 +228,9 @@ def grpo_setting(run: Path) -> str:
 
 def sft_setting(run: Path) -> str:
     """One sentence with the SFT run's settings, read from its config.yaml and summary.json."""
-    import yaml
-
-    path = run / "config.yaml"
-    if not path.is_file():
+    c = run_config(run)
+    if c is None:
         return ""
-    c = yaml.safe_load(path.read_text(encoding="utf-8"))
     lora, optim = c["model"]["lora"], c["optim"]
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     loss = summary.get("final_loss", summary.get("loss"))
@@ -255,12 +260,8 @@ def sft_section(runs: Path) -> list[str]:
 
 def format_row(label: str, run: Path) -> str:
     """How often greedy responses commit to the trained answer line, run out of tokens, and their length."""
-    samples = [r["samples"][0] for r in read_jsonl(run / "results.jsonl")]
-    k = max(1, len(samples))
-    answered = sum("Answer:" in s["response"] for s in samples) / k
-    cut = sum(s.get("finish_reason") == "length" for s in samples) / k
-    tokens = sum(s.get("num_tokens", 0) for s in samples) / k
-    return f"| {label} | {pct(answered)}% | {pct(cut)}% | {tokens:.0f} |"
+    stats = response_stats(run, lambda text: "Answer:" in text)
+    return f"| {label} | {pct(stats['marked'])}% | {pct(stats['truncated'])}% | {stats['mean_tokens']:.0f} |"
 
 
 def grpo_section(runs: Path, out: Path) -> list[str]:
