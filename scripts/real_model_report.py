@@ -14,91 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-Z = 1.959964
+from real_model_search import offline_section, prm_section  # noqa: E402
+from real_model_stats import (acc_cell, commands, fmt_wall, paired_delta, pct, per_problem, read_jsonl,  # noqa: E402
+                              run_config, wall_s)
+
 TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.S)
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-def wilson(k: float, n: int) -> tuple[float, float]:
-    """Wilson score 95% interval of a proportion k/n."""
-    if n == 0:
-        return 0.0, 0.0
-    p = k / n
-    den = 1 + Z * Z / n
-    mid = (p + Z * Z / (2 * n)) / den
-    half = Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / den
-    return max(0.0, mid - half), min(1.0, mid + half)
-
-
-def paired_delta(base: dict[str, float], new: dict[str, float]) -> tuple[float, float, float, int]:
-    """(mean difference, CI low, CI high, n) over the problems both runs answered."""
-    ids = sorted(set(base) & set(new))
-    n = len(ids)
-    if n == 0:
-        return 0.0, 0.0, 0.0, 0
-    d = [new[i] - base[i] for i in ids]
-    mean = sum(d) / n
-    var = sum((x - mean) ** 2 for x in d) / max(1, n - 1)
-    half = Z * math.sqrt(var / n)
-    return mean, mean - half, mean + half, n
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.1f}"
-
-
-def acc_cell(scores: dict[str, float]) -> str:
-    n = len(scores)
-    k = sum(scores.values())
-    lo, hi = wilson(k, n)
-    return f"{pct(k / n if n else 0)} [{pct(lo)}, {pct(hi)}]"
-
-
-# --------------------------------------------------------------------------- run dirs
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def per_problem(run_dir: Path) -> dict[str, float]:
-    """problem id -> correctness of a decode run (greedy pass@1, or the search method's answer)."""
-    out = {}
-    for r in read_jsonl(run_dir / "results.jsonl"):
-        out[r["id"]] = float(r["correct"]) if "correct" in r else float(r["pass@1"])
-    return out
-
-
-def wall_s(runs: Path, name: str) -> int | None:
-    path = runs / "logs" / f"{name}.wall"
-    if not path.exists():
-        return None
-    return sum(int(x) for x in path.read_text().split())
-
-
-def fmt_wall(seconds: int | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds / 60:.1f} min"
-
-
-def commands(runs: Path) -> dict[str, str]:
-    path = runs / "commands.tsv"
-    out = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            name, _, cmd = line.partition("\t")
-            out.setdefault(name, cmd)
-    return out
 
 
 # --------------------------------------------------------------------------- sweep
@@ -140,14 +67,6 @@ def sweep_table(rows: list[dict]) -> str:
 
 
 # --------------------------------------------------------------------------- trained vs base
-
-
-def run_config(run: Path) -> dict | None:
-    """A run's config.yaml (None: not there)."""
-    import yaml
-
-    path = run / "config.yaml"
-    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def lenient(run_dir: Path) -> dict[str, float]:
@@ -272,13 +191,16 @@ def grpo_section(runs: Path, out: Path) -> list[str]:
              compare_rows(runs, [("trained task", "test-base-task", "test-grpo-task"),
                                  ("transfer task (not trained on)", "test-base-transfer", "test-grpo-transfer")]), ""]
     points = curve(runs / "grpo")
+    split = (run_config(runs / "grpo") or {}).get("eval_split", "test")
     base = runs / "test-base-task" / "results.jsonl"
-    if points and base.exists():   # step 0: the base model on the same first 100 test problems
+    if points and split == "test" and base.exists():   # step 0: the base model on the same first 100 test problems
         first = read_jsonl(base)[:100]
         points = [(0, sum(float(r["samples"][0]["correct"]) for r in first) / max(1, len(first)))] + points
     fig = curve_figure(points, out.parent / "real_figures" / "real_grpo.png", "LoRA GRPO, SmolLM2-135M")
     if fig:
-        lines += ["Held-out greedy accuracy during training (first 100 test problems):", "",
+        where = ("first 100 test problems" if split == "test" else
+                 "first 100 validation problems; the test problems were decoded once, at the end")
+        lines += [f"Greedy accuracy during training ({where}):", "",
                   f"![GRPO learning curve](real_figures/{fig})", ""]
     return lines
 
@@ -295,10 +217,12 @@ def sweep_section(runs: Path) -> list[str]:
 
 
 NOT_YET = ["## Not here yet", "",
-           "Issue #14 also asks for a Shepherd-labelled PRM on SmolLM2 (best-of-16 vs majority@16) and OREO vs RFT; "
-           "they were not run, and neither was the GPU variant (no GPU lent). docs/reasoning_gym.md (\"Lessons\") has "
-           "what an earlier GRPO attempt with a format reward taught, and the division quirk of reasoning-gym's "
-           "basic_arithmetic that the task settings avoid.", ""]
+           "The GPU variant of issue #14 (scripts/real_model_gpu.sh) was not run: no GPU was lent. "
+           "docs/reasoning_gym.md (\"Lessons\") has what an earlier GRPO attempt with a format reward taught, and the "
+           "division quirk of reasoning-gym's basic_arithmetic that the task settings avoid.", ""]
+GENERATED = ["## Which tasks: base rates of the untrained model", "## LoRA GRPO", "## LoRA SFT on GSM8K",
+             "## Shepherd PRM on SmolLM2: best-of-n vs majority vote", "## OREO vs RFT on SmolLM2"]
+NOT_KEPT = ("## Not here yet", "## Commands")
 
 
 def sections_of(text: str) -> dict[str, list[str]]:
@@ -322,15 +246,17 @@ def command_rows(runs: Path) -> dict[str, str]:
 
 def page(runs: Path, out: Path) -> str:
     """The results page: the base-rate sweep, LoRA GRPO (trained task and a transfer task, the curve),
-    LoRA SFT on GSM8K, every command. A section whose runs are not under `runs` is kept from the page
+    LoRA SFT on GSM8K, the Shepherd PRM's best-of-n vs majority vote, OREO vs RFT, every command. A section whose runs are not under `runs` is kept from the page
     as it was at `out` (its runs came from an earlier invocation), as are their command rows."""
     old = sections_of(out.read_text(encoding="utf-8")) if out.is_file() else {}
-    built = [sweep_section(runs), grpo_section(runs, out), sft_section(runs)]
-    headings = ["## Which tasks: base rates of the untrained model", "## LoRA GRPO", "## LoRA SFT on GSM8K"]
-    kept = [h for h, b in zip(headings, built) if not b and h in old]
+    built = [sweep_section(runs), grpo_section(runs, out), sft_section(runs), prm_section(runs), offline_section(runs)]
+    kept = [h for h, b in zip(GENERATED, built) if not b and h in old]
     body: list[str] = []
-    for heading, lines in zip(headings, built):
+    for heading, lines in zip(GENERATED, built):
         body += lines or old.get(heading, [])
+    for heading, lines in old.items():   # hand-written sections (e.g. earlier runs) stay, in their order
+        if heading not in GENERATED and heading not in NOT_KEPT:
+            body += lines
     kept_note = (f" Kept from the page as it was (their runs are not under `{runs}`): "
                  + ", ".join(f"\"{h[3:]}\"" for h in kept) + "." if kept else "")
     lines = ["# SmolLM2-135M-Instruct trained by reasoner (CPU)", "",
