@@ -155,6 +155,11 @@ stage_prm() {
   run prm-shepherd "$RUNS/prm-shepherd" $R train-prm $MODEL $LORA $g train_file="$RUNS/collect-shepherd/trajectories.jsonl" \
     prm.threshold=0.01 epochs=1 batch_size=16 optim.lr=$PRM_LR optim.warmup_steps=6 max_length=512 log_every=5 \
     run_dir="$RUNS/prm-shepherd"
+  # how well the PRM fits its own training labels (step AUC, right-vs-wrong solution AUC): tells
+  # "did not learn its labels" from "its labels do not rank test solutions"
+  run fit-prm-shepherd "$RUNS/fit-prm-shepherd" $R eval-prm $MODEL $g prm_model="$RUNS/prm-shepherd/final" \
+    eval_file="$RUNS/collect-shepherd/trajectories.jsonl" label_source=file prm.threshold=0.01 \
+    run_dir="$RUNS/fit-prm-shepherd"
   run test-prm-bon "$RUNS/test-prm-bon" $R decode $MODEL $g data.split=test data.num_problems=$BON_PROBLEMS \
     "sweep=[1,4,$BON_N]" "sweep_methods=[majority,best_of_n]" \
     scorer.kind=prm scorer.path="$RUNS/prm-shepherd/final" scorer.aggregate=min \

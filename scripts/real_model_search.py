@@ -97,7 +97,26 @@ def prm_section(runs: Path) -> list[str]:
     d, lo, hi, k = paired_delta(cells[("majority", top_n)], cells[("best_of_n", top_n)])
     lines += ["", f"At {top_n} samples, best-of-{top_n} minus majority@{top_n}: {100 * d:+.1f} points on {k} problems: "
               f"{verdict(lo, hi)}.", ""]
-    return lines
+    return lines + prm_fit(runs)
+
+
+def prm_fit(runs: Path) -> list[str]:
+    """How well the PRM fits its own training labels (eval-prm on its training file), if measured."""
+    fit = _summary(runs / "fit-prm-shepherd")
+    if not fit:
+        return []
+    return [f"How well the PRM learned its own training labels (`eval-prm` on its training file): step AUC "
+            f"{fit['step_auc']:.2f}, right-vs-wrong solution AUC by the min step score {fit['solution_auc_min']:.2f} "
+            f"(0.5 = chance); at the 0.5 threshold it recognises {pct(fit['acc_correct'])}% of the positive steps "
+            f"and {pct(fit['acc_erroneous'])}% of the negative ones. Its training data held {fit['correct']} right "
+            f"solutions of {fit['solutions']} ({pct(fit['outcome_accuracy'])}%) and {fit['positive_steps']} positive "
+            f"steps of {fit['steps']}." + (WEAK_FIT if fit["solution_auc_min"] < 0.65 else ""), ""]
+
+
+WEAK_FIT = (" So the PRM barely ranks even the solutions it trained on, and best-of-n has little to choose by: "
+            "with a policy this rarely right, four rollouts from a step prefix seldom reach the answer, the "
+            "labels are nearly all negative, and one epoch of LoRA learns to call every step wrong. A stronger "
+            "sampler (the GRPO model) or more rollouts per step would give it positives to learn from; not run here.")
 
 
 # --------------------------------------------------------------------------- OREO vs RFT
@@ -133,4 +152,5 @@ def offline_section(runs: Path) -> list[str]:
             f"| start (untrained) | {acc_cell(base)} | | {len(base)} |",
             f"| RFT | {acc_cell(rft)} | {diff_cell(base, rft)} | {len(rft)} |",
             f"| OREO | {acc_cell(oreo)} | {diff_cell(base, oreo)} | {len(oreo)} |", "",
-            f"OREO minus RFT: {100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] points on {k} problems: {verdict(lo, hi)}.", ""]
+            f"OREO minus RFT: {100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] points on {k} problems: {verdict(lo, hi)} "
+            "(one training seed each: the interval covers the test problems' noise, not the spread over seeds).", ""]

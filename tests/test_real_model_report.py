@@ -99,6 +99,9 @@ def test_prm_section_compares_best_of_n_with_majority_on_the_same_problems(tmp_p
     _json(runs / "prm-shepherd" / "summary.json", {"steps": 75, "final_loss": 0.25})
     _yaml(runs / "prm-shepherd" / "config.yaml", {"model": {"lora": {"r": 8}}, "epochs": 1, "batch_size": 16,
                                                   "optim": {"lr": 2e-4}})
+    _json(runs / "fit-prm-shepherd" / "summary.json", {
+        "step_auc": 0.61, "solution_auc_min": 0.57, "acc_correct": 0.0, "acc_erroneous": 0.93, "correct": 28,
+        "solutions": 1200, "outcome_accuracy": 0.0233, "positive_steps": 228, "steps": 2479})
     out = tmp_path / "real.md"
     out.write_text("# old\n\n## Earlier runs\n\nHAND WRITTEN\n\n## Not here yet\n\nold\n")
 
@@ -110,6 +113,8 @@ def test_prm_section_compares_best_of_n_with_majority_on_the_same_problems(tmp_p
     assert "| 1 | 25.0 [4.6, 69.9] | 25.0 [4.6, 69.9] | +0.0 [+0.0, +0.0] | 25.0 | 4 |" in text
     assert "| 4 | 25.0 [4.6, 69.9] | 75.0 [30.1, 95.4] | +50.0 [" in text
     assert "best-of-4 minus majority@4: +50.0 points on 4 problems" in text
+    assert "step AUC 0.61, right-vs-wrong solution AUC by the min step score 0.57" in text
+    assert "held 28 right solutions of 1200 (2.3%) and 228 positive steps of 2479" in text
     assert "HAND WRITTEN" in text and text.index("## Shepherd PRM") < text.index("## Earlier runs") < text.index("## Not here yet")
 
 
