@@ -177,6 +177,7 @@ OFF_N=${OFF_N:-8}
 OFF_NEG=${OFF_NEG:-2}
 OFF_LR=${OFF_LR:-2e-4}
 OFF_EPOCHS=${OFF_EPOCHS:-1}
+OFF_SEEDS=${OFF_SEEDS:-"0 1 2"}   # training seeds (data order, LoRA init); seed 0's runs are rft/ and oreo/
 
 stage_offline() {
   local g who
@@ -184,14 +185,20 @@ stage_offline() {
   run collect-offline "$RUNS/collect-offline" $R collect $MODEL $g data.split=train data.num_problems=$OFF_PROBLEMS \
     generation.n=$OFF_N generation.temperature=$GRPO_TEMP generation.max_new_tokens=$GRPO_TOKENS selection=balanced \
     selection.max_negative=$OFF_NEG run_dir="$RUNS/collect-offline"
-  for who in rft oreo; do
-    local extra=""
-    [[ $who == oreo ]] && extra="algo.value_lr=$OFF_LR"
-    run "$who" "$RUNS/$who" $R train-rl algo=$who $MODEL $LORA $g train_file="$RUNS/collect-offline/trajectories.jsonl" \
-      epochs=$OFF_EPOCHS batch_size=16 optim.lr=$OFF_LR $extra eval_every=0 eval_problems=0 save_every=10 \
-      generation.max_new_tokens=$GRPO_TOKENS run_dir="$RUNS/$who"
-    run "test-$who-task" "$RUNS/test-$who-task" $R decode "model=$RUNS/$who/final" model.dtype=$DTYPE $g data.split=test \
-      data.num_problems=$TEST_N generation.max_new_tokens=$GRPO_TOKENS generation.batch_size=$DECODE_BATCH run_dir="$RUNS/test-$who-task"
+  local seed name
+  for seed in $OFF_SEEDS; do
+    for who in rft oreo; do
+      name=$who
+      [[ $seed != 0 ]] && name=$who-s$seed
+      local extra=""
+      [[ $who == oreo ]] && extra="algo.value_lr=$OFF_LR"
+      run "$name" "$RUNS/$name" $R train-rl algo=$who $MODEL $LORA $g train_file="$RUNS/collect-offline/trajectories.jsonl" \
+        epochs=$OFF_EPOCHS batch_size=16 optim.lr=$OFF_LR $extra eval_every=0 eval_problems=0 save_every=10 \
+        seed=$seed model.seed=$seed generation.max_new_tokens=$GRPO_TOKENS run_dir="$RUNS/$name"
+      run "test-$name-task" "$RUNS/test-$name-task" $R decode "model=$RUNS/$name/final" model.dtype=$DTYPE $g \
+        data.split=test data.num_problems=$TEST_N generation.max_new_tokens=$GRPO_TOKENS \
+        generation.batch_size=$DECODE_BATCH run_dir="$RUNS/test-$name-task"
+    done
   done
 }
 

@@ -125,6 +125,8 @@ def test_offline_section_puts_rft_and_oreo_beside_their_start(tmp_path):
     _decode_run(runs / "test-base-task", data, ["a", "b", "c", "d"], [False, False, False, True])
     _decode_run(runs / "test-rft-task", data, ["a", "b", "c", "d"], [True, False, False, True])
     _decode_run(runs / "test-oreo-task", data, ["a", "b", "c", "d"], [True, True, False, True])
+    _decode_run(runs / "test-rft-s1-task", data, ["a", "b", "c", "d"], [True, False, False, True])
+    _decode_run(runs / "test-oreo-s1-task", data, ["a", "b", "c", "d"], [True, False, False, True])
     _json(runs / "collect-offline" / "summary.json", {"n": 8, "problems": 300, "accuracy": 0.05, "records": 700,
                                                       "records_correct": 90})
     _yaml(runs / "collect-offline" / "config.yaml", {"generation": {"temperature": 0.7},
@@ -139,6 +141,8 @@ def test_offline_section_puts_rft_and_oreo_beside_their_start(tmp_path):
 
     assert "## OREO vs RFT on SmolLM2" in text and "700 records (90 right)" in text
     assert "RFT fine-tunes on the right records (6 steps)" in text and "learns from all of them (44 steps)" in text
-    assert "| start (untrained) | 25.0 [4.6, 69.9] | | 4 |" in text
-    assert "| RFT | 50.0 [15.0, 85.0] | +25.0 [" in text and "| OREO | 75.0 [30.1, 95.4] | +50.0 [" in text
-    assert "OREO minus RFT: +25.0 [" in text
+    assert "| start (untrained) | 25.0 [4.6, 69.9] | | | |" in text
+    assert "| RFT | 50.0 [15.0, 85.0] | 50.0 [15.0, 85.0] | 50.0 ± 0.0 | +25.0 |" in text
+    assert "| OREO | 75.0 [30.1, 95.4] | 50.0 [15.0, 85.0] | 62.5 ± 17.7 | +37.5 |" in text
+    assert "per training seed: seed 0: +25.0 [" in text and "seed 1: +0.0 [+0.0, +0.0]; mean over seeds 12.5 ± 17.7" in text
+    assert "exceeds the test problems' noise in 0 of 2 seed(s)." in text
