@@ -127,6 +127,7 @@ def test_offline_section_puts_rft_and_oreo_beside_their_start(tmp_path):
     _decode_run(runs / "test-oreo-task", data, ["a", "b", "c", "d"], [True, True, False, True])
     _decode_run(runs / "test-rft-s1-task", data, ["a", "b", "c", "d"], [True, False, False, True])
     _decode_run(runs / "test-oreo-s1-task", data, ["a", "b", "c", "d"], [True, False, False, True])
+    _decode_run(runs / "test-rft-s3-task", data, ["a", "b", "c", "d"], [True, True, True, True])
     _json(runs / "collect-offline" / "summary.json", {"n": 8, "problems": 300, "accuracy": 0.05, "records": 700,
                                                       "records_correct": 90})
     _yaml(runs / "collect-offline" / "config.yaml", {"generation": {"temperature": 0.7},
@@ -146,3 +147,5 @@ def test_offline_section_puts_rft_and_oreo_beside_their_start(tmp_path):
     assert "| OREO | 75.0 [30.1, 95.4] | 50.0 [15.0, 85.0] | 62.5 ± 17.7 | +37.5 |" in text
     assert "per training seed: seed 0: +25.0 [" in text and "seed 1: +0.0 [+0.0, +0.0]; mean over seeds 12.5 ± 17.7" in text
     assert "exceeds the test problems' noise in 0 of 2 seed(s)." in text
+    assert "| model | seed 0 [95% CI] | seed 1 [95% CI] | mean" in text
+    assert "Seed 3: RFT only (100.0%); its OREO run did not finish" in text
