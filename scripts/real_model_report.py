@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from real_model_search import offline_section, prm_section  # noqa: E402
 from real_model_stats import (acc_cell, commands, fmt_wall, paired_delta, pct, per_problem, read_jsonl,  # noqa: E402
-                              run_config, wall_s)
+                              run_config, verdict, wall_s)
 
 TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.S)
 
@@ -168,11 +168,9 @@ def sft_section(runs: Path) -> list[str]:
         return []
     base, new = per_problem(runs / "test-base-gsm8k"), per_problem(runs / "test-sft-gsm8k")
     d, lo, hi, n = paired_delta(base, new)
-    verdict = ("the difference exceeds the noise" if lo > 0 or hi < 0 else
-               "the interval of the difference includes 0: inside the noise of these problems")
     return ["## LoRA SFT on GSM8K", "", sft_setting(runs / "sft-gsm8k"), "",
             compare_rows(runs, [("GSM8K test", "test-base-gsm8k", "test-sft-gsm8k")]), "",
-            f"{100 * d:+.1f} points on {n} problems: {verdict}. What the training changed, from the same responses:", "",
+            f"{100 * d:+.1f} points on {n} problems: {verdict(lo, hi)}. What the training changed, from the same responses:", "",
             "| model | writes the `Answer:` line | stopped by the token budget | mean new tokens |", "|---|---:|---:|---:|",
             format_row("base", runs / "test-base-gsm8k"), format_row("trained", runs / "test-sft-gsm8k"), ""]
 

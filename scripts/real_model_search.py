@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from real_model_stats import acc_cell, paired_delta, pct, per_problem, read_jsonl, run_config
+from real_model_stats import acc_cell, paired_delta, pct, per_problem, read_jsonl, run_config, verdict
 
 REPO = Path(__file__).resolve().parents[1]
 AGGREGATES = {"min": "the solution whose lowest step score is highest, Math-Shepherd's aggregate",
@@ -19,11 +19,6 @@ AGGREGATES = {"min": "the solution whose lowest step score is highest, Math-Shep
 def _summary(run: Path) -> dict:
     path = run / "summary.json"
     return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def verdict(lo: float, hi: float) -> str:
-    return ("the difference exceeds the noise" if lo > 0 or hi < 0 else
-            "the interval of the difference includes 0: inside the noise of these problems")
 
 
 def diff_cell(base: dict[str, float], new: dict[str, float]) -> str:

@@ -86,3 +86,9 @@ def run_config(run: Path) -> dict | None:
 
     path = run / "config.yaml"
     return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def verdict(lo: float, hi: float) -> str:
+    """Whether a difference's 95% interval excludes 0."""
+    return ("the difference exceeds the noise" if lo > 0 or hi < 0 else
+            "the interval of the difference includes 0: inside the noise of these problems")
