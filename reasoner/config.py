@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 from reasoner.errors import UserError
 from reasoner.schemas import *  # noqa: F401,F403  (every schema is importable from reasoner.config)
-from reasoner.schemas import SCHEMAS, AlgoConfig, DataConfig, DecodeConfig, SearchConfig
+from reasoner.schemas import SCHEMAS, AlgoConfig, DataConfig, DecodeConfig, OptimConfig, SearchConfig
 
 
 def conf_dir() -> Path:
@@ -290,6 +290,10 @@ def check_consistency(cfg, user_paths: set[str]) -> None:
     (defaults in the yamls and the schema never count as a misapplied option)."""
     if isinstance(getattr(cfg, "data", None), DataConfig):
         check_data_options(cfg.data, {p.split(".")[1] for p in user_paths if p.startswith("data.")})
+    if isinstance(getattr(cfg, "optim", None), OptimConfig):
+        from reasoner.train.precision import check_precision
+
+        check_precision(cfg.optim.precision)
     if getattr(cfg, "dist", None) is not None:
         from reasoner.dist import check
 

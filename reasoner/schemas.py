@@ -138,6 +138,8 @@ class OptimConfig:
     max_grad_norm: float = 1.0
     # a step moving the weights by more than this fraction of their norm is refused (exit 2); null: off
     max_update_ratio: Optional[float] = 1.0
+    # fp32 | bf16: the training passes under bf16 autocast, weights and optimiser state fp32 (train/precision.py)
+    precision: str = "fp32"
 
 
 @dataclass

@@ -13,6 +13,8 @@ held-out accuracy before and after, so a speed ratio comes with evidence that bo
 `--side-by-side` runs ours and TRL at the same time, one torch thread each (same load on both:
 the same-run ratio); otherwise one after the other. Each run is its own process (`--side`).
 TRL's gradient checkpointing is off (`--trl-checkpointing` turns its default back on).
+`--precision bf16` trains both sides under bf16 autocast (ours `optim.precision=bf16`, TRL
+`bf16=True`); `--trl-precision` sets TRL's apart.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def overrides(args, run_dir: str) -> list[str]:
             f"generation.n={args.group}", f"generation.max_new_tokens={args.length}",
             f"generation.batch_size={args.prompts * args.group}", f"batch_size={args.prompts * args.group}",
             "algo.loss_aggregation=seq-mean-token-mean", "algo.beta=0.0", f"optim.lr={args.lr}",
+            f"optim.precision={args.precision}",
             f"seed={args.seed}", "eval_every=0", "save_every=0", f"run_dir={run_dir}"]
 
 
@@ -85,14 +88,16 @@ def side_trl(args) -> dict:
         output_dir=tempfile.mkdtemp(prefix="e2e-trl-"), per_device_train_batch_size=args.prompts * args.group,
         num_generations=args.group, max_completion_length=args.length, temperature=1.0, beta=0.0,
         num_iterations=1, loss_type="grpo", scale_rewards="group", learning_rate=args.lr, lr_scheduler_type="constant",
-        warmup_steps=0, max_steps=args.steps, logging_steps=10, report_to="none", use_cpu=True, bf16=False,
-        save_strategy="no", seed=args.seed, shuffle_dataset=False, dataloader_num_workers=0,
+        warmup_steps=0, max_steps=args.steps, logging_steps=10, report_to="none", use_cpu=True,
+        bf16=(args.trl_precision or args.precision) == "bf16", save_strategy="no", seed=args.seed, shuffle_dataset=False, dataloader_num_workers=0,
         **{checkpointing: args.trl_checkpointing})
     trainer = GRPOTrainer(model=model, reward_funcs=verifier, args=conf, train_dataset=ds, processing_class=tok)
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0
-    return {"wall_s": wall, "train_s": wall, "after": held_out(trainer.model, tok, cfg, args.eval_problems)}
+    # bf16=True leaves accelerate's autocast wrapper on model.forward: evaluate the plain model, as ours
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    return {"wall_s": wall, "train_s": wall, "after": held_out(model, tok, cfg, args.eval_problems)}
 
 
 def start_accuracy(args) -> float:
@@ -130,6 +135,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--side-by-side", action="store_true")
     ap.add_argument("--trl-checkpointing", action="store_true")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="training precision of both sides: ours optim.precision, TRL bf16=True (autocast)")
+    ap.add_argument("--trl-precision", choices=("fp32", "bf16"), help="TRL's own, when it differs from --precision")
     ap.add_argument("--side", choices=("ours", "trl"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.side:

@@ -3,6 +3,8 @@
 Same tiny model (same init), same batch (PROMPTS x G completions), same fixed completion length
 (EOS ignored on both sides), beta = 0, one optimisation pass per batch, seq-mean-token-mean loss
 (TRL loss_type="grpo"). TRL is run with gradient checkpointing on (its default) and off.
+`--precision bf16`: both sides train under bf16 autocast (ours optim.precision=bf16, TRL bf16=True);
+`--trl-precision` sets TRL's apart.
 Each side: one warm-up step, then the mean over --steps steps (generation + update). Both wall
 seconds and process CPU seconds are reported: on a shared machine CPU time is the fairer measure.
 
@@ -29,6 +31,7 @@ def build_cfg(args):
         f"prompts_per_step={args.prompts}", f"generation.n={args.group}", f"generation.max_new_tokens={args.length}",
         f"generation.batch_size={args.prompts * args.group}", f"batch_size={args.prompts * args.group}",
         "algo.loss_aggregation=seq-mean-token-mean", "algo.beta=0.0", "optim.lr=1e-5", f"steps={args.steps + 1}",
+        f"optim.precision={args.precision}",
         "eval_every=0", "save_every=0", "run_dir=" + tempfile.mkdtemp(prefix="bench-ours-"),
     ])
 
@@ -42,6 +45,7 @@ def bench_ours(args) -> dict:
     from reasoner.rl.recipe import OnlineRecipe
     from reasoner.rl.rewards import RewardModel
     from reasoner.tasks import get_task
+    from reasoner.train.precision import Precision
 
     cfg = build_cfg(args)
     torch.manual_seed(0)
@@ -51,10 +55,12 @@ def bench_ours(args) -> dict:
                            RewardModel(cfg.reward, task))
     trainer.setup(Path(cfg.run_dir))
     trainer.generator = HFGenerator(model, tok, batch_size=args.prompts * args.group, ignore_eos=True)
+    precision = Precision(cfg.optim.precision, trainer.models().values())  # as the training loop does
     times, cpu, tokens = [], [], []
     for i in range(args.steps + 1):
         t0, c0 = time.perf_counter(), time.process_time()
-        m = trainer.train_step(i).metrics
+        with precision.region():
+            m = trainer.train_step(i).metrics
         if i:
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
@@ -115,7 +121,8 @@ def bench_trl(args, gradient_checkpointing: bool) -> dict:
         output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=args.prompts * args.group,
         num_generations=args.group, max_completion_length=args.length, generation_kwargs={"min_new_tokens": args.length},
         temperature=1.0, beta=0.0, num_iterations=1, loss_type="grpo", scale_rewards="group", learning_rate=1e-5,
-        max_steps=args.steps + 1, logging_steps=1, report_to="none", use_cpu=True, bf16=False, save_strategy="no",
+        max_steps=args.steps + 1, logging_steps=1, report_to="none", use_cpu=True, bf16=(args.trl_precision or args.precision) == "bf16",
+        save_strategy="no",
         shuffle_dataset=False, dataloader_num_workers=0, **{checkpointing: gradient_checkpointing},
     )
     trainer = GRPOTrainer(model=model, reward_funcs=verifier, args=conf, train_dataset=ds, processing_class=tok, callbacks=[timer])
@@ -132,6 +139,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="both sides' training precision: ours optim.precision, TRL bf16=True (autocast)")
+    ap.add_argument("--trl-precision", choices=("fp32", "bf16"), help="TRL's own, when it differs from --precision")
     args = ap.parse_args()
     import trl
 

@@ -135,13 +135,16 @@ def _signed_sin(sin: torch.Tensor) -> torch.Tensor:
     return torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
 
 
+_ATTENTION = ("sdpa", "eager", "reasoner_sdpa_fp32_on_cpu")  # the last: train.precision's sdpa (plain sdpa outside autocast)
+
+
 def _supported(model) -> bool:
     """Exactly the architecture above: no sliding windows, SiLU MLP, RMSNorm, sdpa/eager attention
     (no dropout at eval), no hooks that the module forwards would have run."""
     if type(model).__name__ not in _SUPPORTED:
         return False
     cfg = model.config
-    if cfg.hidden_act != "silu" or getattr(cfg, "_attn_implementation", None) not in ("sdpa", "eager"):
+    if cfg.hidden_act != "silu" or getattr(cfg, "_attn_implementation", None) not in _ATTENTION:
         return False
     if any(t != "full_attention" for t in (getattr(cfg, "layer_types", None) or [])):
         return False

@@ -11,6 +11,7 @@ It owns everything around the steps, the same way for every trainer:
   checkpoint are dropped first, since those steps run again;
 - the eval hook: `recipe.evaluate()` every `eval_every` steps (and on the last step unless the
   recipe reports its final accuracy itself);
+- precision (`train.precision`, optim.precision): each step in fp32, or under bf16 autocast;
 - the end: every model checked finite, `recipe.save_final`, summary.json (+ wall_s) written atomically;
 - scale-out (`reasoner.dist`, options.dist): the strategy every optimiser is wrapped in; on N
   processes each step's metrics are averaged over the ranks (tokens summed), rank 0 alone
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from reasoner import dist
 from reasoner.errors import UserError
+from reasoner.train.precision import Precision
 from reasoner.train.progress import StepProgress
 from reasoner.train.sinks import MetricSink
 from reasoner.utils import checkpoint as ckpt
@@ -46,6 +48,7 @@ class LoopOptions:
     wandb: bool = False
     config: dict | None = None  # the run's config, for W&B
     dist: object = None  # the run's DistConfig (None: one process, no strategy)
+    precision: str = "fp32"  # the training steps' precision (train.precision: fp32 | bf16 autocast)
 
     @classmethod
     def from_config(cls, cfg) -> "LoopOptions":
@@ -54,7 +57,8 @@ class LoopOptions:
 
         return cls(log_every=max(1, cfg.log_every), save_every=cfg.save_every or 0,
                    eval_every=getattr(cfg, "eval_every", 0) or 0, resume=cfg.resume,
-                   tensorboard=cfg.tensorboard, wandb=cfg.wandb, config=to_dict(cfg), dist=getattr(cfg, "dist", None))
+                   tensorboard=cfg.tensorboard, wandb=cfg.wandb, config=to_dict(cfg), dist=getattr(cfg, "dist", None),
+                   precision=getattr(getattr(cfg, "optim", None), "precision", "fp32"))
 
 
 class _Meter:
@@ -93,6 +97,7 @@ def train(recipe, out_dir, options: LoopOptions | None = None) -> dict:
     dist.barrier()
     ckpt_root = out_dir / "checkpoints"
     recipe.setup(out_dir)
+    precision = Precision(options.precision, recipe.models().values())
     start = _resume(recipe, ckpt_root, options.resume, options.config)
     recipe.start(start)
     sink = (MetricSink(out_dir, start, options.tensorboard, options.wandb, options.config) if dist.is_main()
@@ -103,7 +108,7 @@ def train(recipe, out_dir, options: LoopOptions | None = None) -> dict:
     try:
         with _progress(recipe, start) as bar:
             for step in range(start, recipe.total_steps):
-                _one_step(recipe, step, options, ckpt_root, sink, meter, bar)
+                _one_step(recipe, step, options, ckpt_root, sink, meter, bar, precision)
     finally:
         sink.close()
     return _finish(recipe, out_dir, ckpt_root, meter)
@@ -167,10 +172,12 @@ def _resume(recipe, ckpt_root: Path, resume: bool, settings: dict | None = None)
     return state["step"]
 
 
-def _one_step(recipe, step: int, options: LoopOptions, ckpt_root: Path, sink: MetricSink, meter: _Meter, bar) -> None:
+def _one_step(recipe, step: int, options: LoopOptions, ckpt_root: Path, sink: MetricSink, meter: _Meter, bar,
+              precision: Precision) -> None:
     began = time.perf_counter()
     try:
-        out = recipe.train_step(step)
+        with precision.region():
+            out = recipe.train_step(step)
     except RefusedStep as err:
         raise stop_error(recipe.name, step + 1, err, ckpt_root) from None
     out = out._replace(metrics=dist.mean_metrics(out.metrics), tokens=int(dist.all_sum(out.tokens)))

@@ -102,7 +102,9 @@ class HFGenerator:
         self._check_prefix_store()
         try:
             packed = self._packed.activate(self.model) if self._packed is not None else contextlib.nullcontext()
-            with torch.inference_mode(), packed:
+            # autocast off: a bf16 training step (train.precision) samples in the model's own dtype,
+            # which at decode's small batches is also the faster one on CPU
+            with torch.inference_mode(), packed, torch.autocast(self._device().type, enabled=False):
                 lean = lean_decode.step_fn(self.model) if self.lean_decode else None  # once per call: it copies weights
                 counts = [len(o) * params.n for o in owners]
                 seeds = sequence_seeds(params, owners, len(prompts))
