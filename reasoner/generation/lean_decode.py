@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from reasoner.train.precision import FP32_SDPA
+
 _SUPPORTED = ("LlamaForCausalLM", "Qwen2ForCausalLM")
 FUSE_MAX_ELEMENTS = 1 << 17  # q/k/v and gate/up weights up to this size run as one matmul each
 
@@ -135,7 +137,7 @@ def _signed_sin(sin: torch.Tensor) -> torch.Tensor:
     return torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
 
 
-_ATTENTION = ("sdpa", "eager", "reasoner_sdpa_fp32_on_cpu")  # the last: train.precision's sdpa (plain sdpa outside autocast)
+_ATTENTION = ("sdpa", "eager", FP32_SDPA)  # the last: train.precision's sdpa (plain sdpa outside autocast)
 
 
 def _supported(model) -> bool:

@@ -79,11 +79,6 @@ def use_fp32_attention(model) -> None:
     config._attn_implementation = FP32_SDPA
 
 
-def outside_autocast(model):
-    """A context that turns autocast off on `model`'s device (generation runs in its own precision)."""
-    return torch.autocast(_device_type(model), enabled=False)
-
-
 def _device_type(model) -> str:
     try:
         return next(model.parameters()).device.type
