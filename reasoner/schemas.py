@@ -148,7 +148,7 @@ class DistConfig:
     how each optimiser steps across the processes; one process runs every strategy as single."""
 
     strategy: str = "single"  # single | ddp | deepspeed
-    zero_stage: int = 2  # deepspeed: ZeRO stage 1 or 2
+    zero_stage: int = 2  # deepspeed: ZeRO stage 1, 2 or 3
     deepspeed_config: Optional[str] = None  # deepspeed: a DeepSpeed json instead of the fp32 ZeRO default
     backend: str = "auto"  # auto (nccl with CUDA, else gloo) | gloo | nccl
 

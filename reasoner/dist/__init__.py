@@ -2,7 +2,7 @@
 
 context.py   who this process is (rank, world size), the process group, the collectives the loop uses
 strategy.py  single device and DDP (one gradient all-reduce per step); the strategy registry
-zero.py      DeepSpeed ZeRO stage 1/2
+zero.py      DeepSpeed ZeRO stage 1/2/3 (and `full_weights`: ZeRO-3's weights gathered for a read)
 launch.py    the torchrun command line of `reasoner launch`
 
 `activate(cfg.dist)` (the loop does it) chooses the strategy every `train.recipe.Optim` built
@@ -61,6 +61,16 @@ def wrap(model, optimizer):
     return new_strategy().wrap(model, optimizer)
 
 
+def full_weights(models, modify: bool = False):
+    """A context in which every model of `models` holds its whole weights (ZeRO-3 gathers its
+    partitions; every rank must enter; other strategies: nothing happens). For whatever reads
+    or writes whole weights outside a training forward: generation, evaluation, checkpoints,
+    the final save. modify=True keeps what rank 0 wrote into them."""
+    from reasoner.dist.zero import full_weights as gathered
+
+    return gathered(list(models), modify)
+
+
 def batch_mean(total, count: float):
     """This rank's part of a mean over the global batch: its items' sum x N / the count over
     every rank. Averaged over the ranks (as gradients and metrics are) it is the whole batch's
@@ -95,5 +105,5 @@ def loss_scale(global_count: float) -> float:
 
 
 __all__ = ["STRATEGIES", "DDPStrategy", "SingleStrategy", "activate", "all_sum", "backward", "barrier", "batch_mean",
-           "broadcast_object", "check", "gather_objects", "init_from_env", "initialized", "is_main", "loss_scale",
+           "broadcast_object", "check", "full_weights", "gather_objects", "init_from_env", "initialized", "is_main", "loss_scale",
            "masked_batch_mean", "masked_global_mean", "mean_metrics", "new_strategy", "rank", "shard", "strategy_of", "world_size", "wrap"]

@@ -8,6 +8,7 @@ CUDA is there (dist.backend=auto).
 
 from __future__ import annotations
 
+import atexit
 import os
 
 from reasoner.errors import UserError
@@ -66,7 +67,16 @@ def init_from_env(backend: str = "auto") -> bool:
     if chosen == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     _dist().init_process_group(chosen, timeout=datetime.timedelta(minutes=30))
+    atexit.register(_leave)
     return True
+
+
+def _leave() -> None:
+    """Destroy the process group before the interpreter exits: left to teardown, gloo's worker
+    threads can be destroyed while still joinable, which aborts the process (SIGABRT) after a
+    run that succeeded."""
+    if initialized():
+        _dist().destroy_process_group()
 
 
 def init_alone(backend: str = "auto") -> None:
@@ -76,6 +86,7 @@ def init_alone(backend: str = "auto") -> None:
         return
     chosen = pick_backend(backend)
     _dist().init_process_group(chosen, store=_dist().HashStore(), rank=0, world_size=1)
+    atexit.register(_leave)
 
 
 def barrier() -> None:
@@ -99,6 +110,15 @@ def gather_objects(obj) -> list:
     out = [None] * world_size()
     _dist().all_gather_object(out, obj)
     return out
+
+
+def scatter_objects(parts: list | None):
+    """Rank r's item of rank 0's `parts` (one per rank; None on the other ranks), on rank r."""
+    if not initialized():
+        return parts[0]
+    box = [None]
+    _dist().scatter_object_list(box, parts if is_main() else None, src=0)
+    return box[0]
 
 
 def all_sum(value: float) -> float:

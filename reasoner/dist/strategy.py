@@ -89,6 +89,14 @@ class SingleStrategy:
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
 
+    def update_views(self) -> list[torch.Tensor]:
+        """The tensors this rank measures the update on (the guard): its whole parameters here."""
+        return self.params
+
+    def sum_over_ranks(self, value: float) -> float:
+        """A sum over update_views' entries made global (each rank already sees all of them here)."""
+        return value
+
     def state_dict(self) -> dict:
         return self.optimizer.state_dict()
 

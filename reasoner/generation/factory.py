@@ -20,18 +20,20 @@ from reasoner.errors import UserError
 BACKENDS = ("hf", "vllm")
 
 
-def build_generator(gen_cfg, model, tokenizer, model_dir: str | os.PathLike | None = None):
+def build_generator(gen_cfg, model, tokenizer, model_dir: str | os.PathLike | None = None,
+                    vllm_defaults: dict | None = None):
     """A Generator for an already loaded policy.
 
     `model_dir` (vLLM only): a local HF directory holding the same weights as `model`, used as
-    is instead of exporting `model`.
+    is instead of exporting `model`. `vllm_defaults`: VLLMGenerator options used unless
+    generation.vllm sets them (the launcher's engine runs in its own process).
     """
     if gen_cfg.backend == "hf":
         from reasoner.generation.hf import HFGenerator
 
         return HFGenerator(model, tokenizer, batch_size=gen_cfg.batch_size, **_hf_options(gen_cfg))
     if gen_cfg.backend == "vllm":
-        return _build_vllm(gen_cfg, model, tokenizer, model_dir)
+        return _build_vllm(gen_cfg, model, tokenizer, model_dir, vllm_defaults or {})
     raise UserError(f"config: generation.backend must be one of {', '.join(BACKENDS)}, got '{gen_cfg.backend}'")
 
 
@@ -62,11 +64,11 @@ def export_model(model, tokenizer, parent: str | None = None) -> Path:
     return root
 
 
-def _build_vllm(gen_cfg, model, tokenizer, model_dir):
+def _build_vllm(gen_cfg, model, tokenizer, model_dir, defaults):
     from reasoner.generation.vllm import VLLMGenerator, import_vllm
 
     import_vllm()  # fail with the install hint before spending time on an export
-    options = dict(getattr(gen_cfg, "vllm", None) or {})
+    options = {**defaults, **dict(getattr(gen_cfg, "vllm", None) or {})}
     options.setdefault("dtype", _dtype_name(model))
     options.setdefault("seed", gen_cfg.seed)
     if model_dir is not None:

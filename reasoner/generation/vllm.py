@@ -13,7 +13,10 @@ Contract details, matched to `HFGenerator`:
   request seed), so duplicate prompts still get different samples and a call is reproducible;
 - the engine runs in this process by default (`in_process=True`: no `__main__` guard needed,
   and `update_weights` hands tensors over without serialising them). vLLM's CPU worker then
-  pins this process's OpenMP threads and makes `torch.set_num_threads` a no-op.
+  pins this process's OpenMP threads and makes `torch.set_num_threads` a no-op. With
+  `in_process=False` the engine runs in its own process (under the launcher: vLLM's own
+  process group would otherwise have to be created by every rank) and weights are handed
+  over as a safetensors file that the worker reloads in place.
 """
 
 from __future__ import annotations
@@ -144,8 +147,28 @@ class VLLMGenerator:
         weights = [(name, t.detach()) for name, t in weights]
         # the worker's in-place reload re-runs the loader's post-processing (e.g. the CPU
         # backend's repacked linear weights), which a bare model.load_weights would skip
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
+        if self.in_process:
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
+        else:  # tensors do not cross the engine's process boundary as tensors: hand over a file
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": self._write_weights(weights),
+                                                              "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()
+
+    def _write_weights(self, weights) -> str:
+        """The weights as one safetensors file in this generator's own directory (replaced each sync)."""
+        import shutil
+        import tempfile
+        import weakref
+
+        from safetensors.torch import save_file
+
+        if getattr(self, "_sync_dir", None) is None:
+            self._sync_dir = tempfile.mkdtemp(prefix="reasoner-vllm-sync-")
+            weakref.finalize(self, shutil.rmtree, self._sync_dir, True)
+        # tied weights share storage, which safetensors refuses: each tensor is written as its own copy
+        save_file({name: t.to("cpu").contiguous().clone() for name, t in weights},
+                  os.path.join(self._sync_dir, "model.safetensors"))
+        return self._sync_dir
 
     def close(self) -> None:
         """Shut the engine down and free its memory (also happens at interpreter exit)."""

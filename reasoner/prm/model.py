@@ -157,6 +157,9 @@ def tag_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, row
 def head_tag_logits(model, hidden: torch.Tensor, pos_id: int, neg_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """('+' logit, '-' logit) from final hidden states [k, H]: only those two rows of the LM head."""
     _, head = decoder_and_head(model)
+    if head.weight.numel() == 0:  # ZeRO-3 partitions the head: its weight is whole only inside its own call
+        logits = head(hidden.to(head.weight.dtype))[:, [pos_id, neg_id]]
+        return logits[:, 0].float(), logits[:, 1].float()
     weight = head.weight[[pos_id, neg_id]]
     logits = hidden.to(weight.dtype) @ weight.T
     if getattr(head, "bias", None) is not None:

@@ -126,7 +126,7 @@ class PRMRecipe(RecipeBase):
         self.final_loss = None
 
     def setup(self, out_dir: Path) -> None:
-        self.opt = Optim(self.model.parameters(), "prm", self.cfg.optim.lr, self.cfg.optim, self.total_steps)
+        self.opt = Optim(self.model, "prm", self.cfg.optim.lr, self.cfg.optim, self.total_steps)
         self.model.train()
 
     def describe(self) -> str:

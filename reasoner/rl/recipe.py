@@ -53,9 +53,6 @@ def validate_sharding(cfg, n: int | None = None) -> None:
     n = env_world_size() if n is None else n
     if n <= 1:
         return
-    if cfg.generation.backend == "vllm":  # N engines on one machine, none fed the updated weights
-        raise UserError(f"config: generation.backend=vllm runs on one process only (got {n}); under the launcher "
-                        "every rank generates with generation.backend=hf")
     if cfg.prompts_per_step % n:
         raise UserError(f"config: prompts_per_step={cfg.prompts_per_step} must be a multiple of the {n} processes "
                         "(each rank samples whole prompt groups)")
@@ -128,14 +125,30 @@ class OnlineRecipe(RecipeBase):
         cfg, algorithm = self.cfg, self.algorithm
         self.out_dir = Path(out_dir)
         self.device = device_of(self.model)
-        self.generator = build_generator(cfg.generation, self.model, self.tokenizer, model_dir=local_model_dir(cfg.model))
+        def make(**vllm_defaults):
+            return build_generator(cfg.generation, self.model, self.tokenizer, model_dir=local_model_dir(cfg.model),
+                                   vllm_defaults=vllm_defaults)
+
+        if cfg.generation.backend == "vllm" and world_size() > 1:  # one engine, on rank 0, for every rank
+            from reasoner.dist.shared_engine import RankZeroEngine
+
+            # in its own process: in this one, vLLM would make process groups that every rank must join
+            self.generator = RankZeroEngine.build(lambda: make(in_process=False))
+        else:
+            self.generator = make()
         self.reference = load_reference(cfg.model, self.model) if algorithm.needs_reference() else None
         algorithm.setup(self)
         self.plan = update_plan(cfg, algorithm)
         rows = cfg.prompts_per_step * (cfg.generation.n + algorithm.group_extra)
         per_step = self.plan.epochs * math.ceil(rows / (self.plan.minibatch_size or rows))
-        self.opt = Optim(self.model.parameters(), "policy", cfg.optim.lr, cfg.optim, cfg.steps * per_step)
+        self.opt = Optim(self.model, "policy", cfg.optim.lr, cfg.optim, cfg.steps * per_step)
         self.model.train()
+
+    def close(self) -> None:
+        """Shut the generation engine down (vLLM: frees its memory; under the launcher its process)."""
+        close = getattr(getattr(self, "generator", None), "close", None)
+        if close is not None:
+            close()
 
     def start(self, step: int) -> None:
         """The steps after the checkpoint run again and append their trajectories again: drop them."""
@@ -170,9 +183,12 @@ class OnlineRecipe(RecipeBase):
         from reasoner.utils.io import append_jsonl
 
         started = time.time()
-        if step > 0 and hasattr(self.generator, "update_weights"):
-            self.generator.update_weights(self.model)  # vLLM: push the trained weights
-        rounds, kept, rng = self.sample_rounds(step)
+        own_weights = hasattr(self.generator, "update_weights")  # vLLM: an engine with its own copy
+        if step > 0 and own_weights:
+            with dist.full_weights([self.model]):  # ZeRO-3: gathered to be sent whole
+                self.generator.update_weights(self.model)  # push the trained weights
+        with dist.full_weights([] if own_weights else [self.model]):  # the HF backend decodes with the model
+            rounds, kept, rng = self.sample_rounds(step)
         gen_s = time.time() - started
         samples = [s for roll, _ in rounds for s in roll.samples]
         rewards = R.concat_rewards([rw for _, rw in rounds])

@@ -97,6 +97,13 @@ def train(recipe, out_dir, options: LoopOptions | None = None) -> dict:
     dist.barrier()
     ckpt_root = out_dir / "checkpoints"
     recipe.setup(out_dir)
+    try:
+        return _run(recipe, out_dir, ckpt_root, options)
+    finally:
+        getattr(recipe, "close", lambda: None)()  # a recipe written against the protocol may have none
+
+
+def _run(recipe, out_dir: Path, ckpt_root: Path, options: LoopOptions) -> dict:
     precision = Precision(options.precision, recipe.models().values())
     start = _resume(recipe, ckpt_root, options.resume, options.config)
     recipe.start(start)
@@ -165,7 +172,8 @@ def _resume(recipe, ckpt_root: Path, resume: bool, settings: dict | None = None)
     if last is None:
         return 0
     _check_same_settings(Path(last), settings)
-    state = ckpt.load_checkpoint(Path(last), recipe.models())
+    with dist.full_weights(recipe.models().values(), modify=True):  # ZeRO-3: loaded whole, then partitioned
+        state = ckpt.load_checkpoint(Path(last), recipe.models())
     recipe.load_state_dict(state)
     if dist.is_main():
         log(f"resumed from {last} (step {state['step']}/{recipe.total_steps})")
@@ -194,14 +202,17 @@ def _one_step(recipe, step: int, options: LoopOptions, ckpt_root: Path, sink: Me
     bar.update(done, {k: out.metrics[k] for k in recipe.headline if k in out.metrics}, meter.rate())
     if options.save_every and done % options.save_every == 0 and not last:
         state = recipe.state_dict()  # on every rank: a strategy may gather its partitions
-        if dist.is_main():
-            ckpt.save_checkpoint(ckpt_root, done, recipe.models(), state, settings=options.config)
+        with dist.full_weights(recipe.models().values()):
+            if dist.is_main():
+                ckpt.save_checkpoint(ckpt_root, done, recipe.models(), state, settings=options.config)
         dist.barrier()
 
 
 def _evaluate(recipe) -> float | None:
     """The eval hook on rank 0 (every rank has the same weights); its accuracy on every rank."""
-    return dist.broadcast_object(recipe.evaluate() if dist.is_main() else None)
+    with dist.full_weights(recipe.models().values()):
+        accuracy = recipe.evaluate() if dist.is_main() else None
+    return dist.broadcast_object(accuracy)
 
 
 def _eval_due(every: int, done: int, last: bool, recipe) -> bool:
@@ -216,11 +227,12 @@ def _eval_due(every: int, done: int, last: bool, recipe) -> bool:
 def _finish(recipe, out_dir: Path, ckpt_root: Path, meter: _Meter) -> dict:
     from reasoner.utils.io import write_json_atomic
 
-    require_finite_model(recipe.models(), f"{recipe.name}: final model", ckpt_root)
     summary = None
-    if dist.is_main():
-        summary = recipe.save_final(out_dir, meter.last_eval)
-        summary["wall_s"] = round(time.time() - meter.started, 1)
-        write_json_atomic(out_dir / SUMMARY, summary)
-        log(f"{recipe.name}: done, {recipe.total_steps} steps in {summary['wall_s']} s -> {out_dir}")
+    with dist.full_weights(recipe.models().values()):  # ZeRO-3: final/ gets the whole weights
+        require_finite_model(recipe.models(), f"{recipe.name}: final model", ckpt_root)
+        if dist.is_main():
+            summary = recipe.save_final(out_dir, meter.last_eval)
+            summary["wall_s"] = round(time.time() - meter.started, 1)
+            write_json_atomic(out_dir / SUMMARY, summary)
+            log(f"{recipe.name}: done, {recipe.total_steps} steps in {summary['wall_s']} s -> {out_dir}")
     return dist.broadcast_object(summary)

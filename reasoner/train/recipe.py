@@ -64,6 +64,10 @@ class Recipe(Protocol):
     def describe(self) -> str:
         """One line logged when training starts."""
 
+    def close(self) -> None:
+        """Release what setup started (a generation engine in its own process); called by the
+        loop when training ends, also after a failure."""
+
 
 class RecipeBase:
     """Defaults for the optional parts of the protocol."""
@@ -85,16 +89,21 @@ class RecipeBase:
     def describe(self) -> str:
         return f"{self.name}: {self.total_steps} steps"
 
+    def close(self) -> None:
+        pass
+
 
 class Optim:
     """One model's AdamW under the run's scale-out strategy (`reasoner.dist`: single, DDP,
     DeepSpeed), its LR schedule (None: a constant lr) and its step guard."""
 
-    def __init__(self, params, name: str, lr: float, optim_cfg, total_steps: int | None = None):
+    def __init__(self, model: torch.nn.Module, name: str, lr: float, optim_cfg, total_steps: int | None = None):
+        """AdamW over `model`'s trainable parameters; the strategy is given the model itself
+        (ZeRO-3 partitions its weights and gathers them through hooks on its modules)."""
         from reasoner import dist
 
-        self.optimizer = build_optimizer(params, lr, optim_cfg.weight_decay, optim_cfg.betas)
-        self.strategy = dist.wrap(None, self.optimizer)
+        self.optimizer = build_optimizer(model.parameters(), lr, optim_cfg.weight_decay, optim_cfg.betas)
+        self.strategy = dist.wrap(model, self.optimizer)
         self.scheduler = (None if total_steps is None else
                           build_scheduler(self.optimizer, optim_cfg.schedule, optim_cfg.warmup_steps, total_steps))
         self.guard = StepGuard.for_config(self.optimizer, name, optim_cfg)

@@ -104,7 +104,7 @@ class SFTRecipe(RecipeBase):
         self.final_loss = None
 
     def setup(self, out_dir: Path) -> None:
-        self.opt = Optim(self.model.parameters(), "policy", self.cfg.optim.lr, self.cfg.optim, self.total_steps)
+        self.opt = Optim(self.model, "policy", self.cfg.optim.lr, self.cfg.optim, self.total_steps)
         self.model.train()
 
     def describe(self) -> str:

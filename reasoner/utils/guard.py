@@ -61,7 +61,7 @@ class StepGuard:
         if self.max_update_ratio is not None and not self.max_update_ratio > 0:
             raise UserError(f"config: optim.max_update_ratio must be > 0 (or null: off), got {self.max_update_ratio}")
         self.strategy = strategy_of(self.optimizer) or SingleStrategy().wrap(None, self.optimizer)
-        self.params = self.strategy.params
+        self.params = self.strategy.update_views()  # ZeRO-3: this rank's partitions (sums made global)
 
     @classmethod
     def for_config(cls, optimizer, name: str, optim_cfg) -> "StepGuard":
@@ -90,11 +90,13 @@ class StepGuard:
         """What is wrong with the parameters just stepped (non-finite, exploded), or None."""
         if not self.params:
             return None
-        if not bool(torch.stack([torch.isfinite(p).all() for p in self.params]).all()):
+        bad = not bool(torch.stack([torch.isfinite(p).all() for p in self.params]).all())
+        if self.strategy.sum_over_ranks(float(bad)) > 0:
             return f"{self.name} parameters became non-finite"
         if self._snapshot is not None:
-            old_norm = _total_norm(self._snapshot)
-            delta = _total_norm([p.detach() - o for p, o in zip(self.params, self._snapshot)])
+            old_norm = math.sqrt(self.strategy.sum_over_ranks(_total_norm(self._snapshot) ** 2))
+            delta = math.sqrt(self.strategy.sum_over_ranks(
+                _total_norm([p.detach() - o for p, o in zip(self.params, self._snapshot)]) ** 2))
             ratio = delta / max(old_norm, 1e-12)
             if not math.isfinite(ratio) or ratio > self.max_update_ratio:
                 return (f"{self.name} update exploded (|delta|/|params| = {ratio:.3g} > "

@@ -65,5 +65,25 @@ def run_ranks(command: str, overrides: list[str], run_dir: Path, out: Path, npro
     return [json.loads((out / f"rank-{r}.json").read_text()) for r in range(nproc)]
 
 
+# ZeRO-3 as the tests run it: every weight partitioned, even a tiny model's (DeepSpeed keeps
+# weights under 1e5 elements whole by default, which would be all of them here)
+ZERO3_CONFIG = {"zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0}}
+
+
+def strategy_args(strategy: str, where: Path) -> list[str]:
+    """The overrides of a strategy as the tests name it: single, ddp, deepspeed (ZeRO-2) or zero3
+    (a DeepSpeed json written under `where`); skips the test when deepspeed is not installed."""
+    if strategy in ("deepspeed", "zero3"):
+        import pytest
+
+        pytest.importorskip("deepspeed")
+    if strategy == "zero3":
+        path = Path(where) / "zero3.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(ZERO3_CONFIG))
+        return ["dist.strategy=deepspeed", "dist.zero_stage=3", f"dist.deepspeed_config={path}"]
+    return [f"dist.strategy={strategy}"]
+
+
 def metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if line.strip()]

@@ -1,6 +1,6 @@
 """N processes train as one: train-sft, train-prm, train-rl grpo (rollouts included) and oreo,
-under DDP and DeepSpeed ZeRO-2 on 2 CPU processes (gloo), give one process's losses on the same
-global batch, and rank 0 alone writes the run.
+under DDP, DeepSpeed ZeRO-2 and ZeRO-3 on 2 CPU processes (gloo), give one process's losses on
+the same global batch, and rank 0 alone writes the run (ZeRO-3's final/ gathered whole).
 
 Tolerance: losses within 1e-5 relative, gradient norms within 1e-4 (they are logged to 4
 decimals), final weights within 1e-5 absolute; measured differences are ~1e-7 (float
@@ -13,7 +13,7 @@ import pytest
 
 from reasoner import api
 from tests.conftest import TINY
-from tests.dist.harness import metrics, run_ranks
+from tests.dist.harness import metrics, run_ranks, strategy_args
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -57,45 +57,38 @@ def sft_single(tmp_path_factory):
     return run_dir
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "deepspeed"])
+@pytest.mark.parametrize("strategy", ["ddp", "deepspeed", "zero3"])
 def test_train_sft_on_two_processes_matches_one(sft_single, tmp_path, strategy):
-    if strategy == "deepspeed":
-        pytest.importorskip("deepspeed")
     run_dir = tmp_path / "run"
-    records = run_ranks("train-sft", [*SFT, f"dist.strategy={strategy}"], run_dir, tmp_path / "ranks")
+    records = run_ranks("train-sft", [*SFT, *strategy_args(strategy, tmp_path)], run_dir, tmp_path / "ranks")
     assert_same_run(sft_single, run_dir)
     assert_rank0_wrote(records, run_dir)
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "deepspeed"])
+@pytest.mark.parametrize("strategy", ["ddp", "deepspeed", "zero3"])
 def test_train_prm_on_two_processes_matches_one(tmp_path, strategy):
     from tests.prm.gym_data import gym_trajectories, write_jsonl
-
-    if strategy == "deepspeed":
-        pytest.importorskip("deepspeed")
 
     data = write_jsonl(tmp_path / "gym.jsonl", gym_trajectories(12, max_ops=3, max_operand=9))
     single, multi = tmp_path / "single", tmp_path / "multi"
     api.run("train-prm", [*PRM, f"train_file={data}", f"run_dir={single}"])
-    records = run_ranks("train-prm", [*PRM, f"train_file={data}", f"dist.strategy={strategy}"], multi, tmp_path / "ranks")
+    records = run_ranks("train-prm", [*PRM, f"train_file={data}", *strategy_args(strategy, tmp_path)], multi,
+                        tmp_path / "ranks")
     assert_same_run(single, multi, keys=("loss", "step_acc"))
     assert_rank0_wrote(records, multi)
 
 
-@pytest.mark.parametrize("algo,strategy", [("oreo", "ddp"), ("rft", "ddp"), ("oreo", "deepspeed")])
+@pytest.mark.parametrize("algo,strategy", [("oreo", "ddp"), ("rft", "ddp"), ("oreo", "deepspeed"), ("oreo", "zero3")])
 def test_offline_rl_on_two_processes_matches_one(tmp_path, algo, strategy):
     """Each rank trains on its share of the batch; the objectives' means are over both ranks' items."""
     from tests.offline.helpers import gym_trajectories, write_trajectories
-
-    if strategy == "deepspeed":
-        pytest.importorskip("deepspeed")
 
     data = write_trajectories(tmp_path / "traj.jsonl", gym_trajectories(4))
     offline = [*TINY, "model.device=cpu", "batch_size=4", "eval_problems=0", "save_every=0", f"algo={algo}",
                f"train_file={data}", "steps=2", "log_every=1"]
     single, multi = tmp_path / "single", tmp_path / "multi"
     api.run("train-rl", [*offline, f"run_dir={single}"])
-    records = run_ranks("train-rl", [*offline, f"dist.strategy={strategy}"], multi, tmp_path / "ranks")
+    records = run_ranks("train-rl", [*offline, *strategy_args(strategy, tmp_path)], multi, tmp_path / "ranks")
     a, b = metrics(single), metrics(multi)
     assert [r["step"] for r in a] == [r["step"] for r in b] and a
     for ra, rb in zip(a, b):
@@ -126,15 +119,14 @@ RL = [*TINY, "model.device=cpu", "data.num_problems=40", "prompts_per_step=2", "
       "save_every=0", "log_every=1", "reward.kind=custom", "reward.function=tests.rl.reward_fns:char_checksum"]
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "deepspeed"])
+@pytest.mark.parametrize("strategy", ["ddp", "deepspeed", "zero3"])
 def test_train_rl_grpo_on_two_processes_matches_one(tmp_path, strategy):
     """End to end, rollouts included: with one seed per prompt (on by default under N processes)
-    each rank samples its prompts exactly as one process samples them in the whole batch."""
-    if strategy == "deepspeed":
-        pytest.importorskip("deepspeed")
+    each rank samples its prompts exactly as one process samples them in the whole batch (under
+    ZeRO-3 each rank decodes with the gathered weights, its gathering hooks off)."""
     single, multi = tmp_path / "single", tmp_path / "multi"
     api.run("train-rl", [*RL, "algo=grpo", "seed_per_prompt=true", f"run_dir={single}"])
-    records = run_ranks("train-rl", [*RL, "algo=grpo", f"dist.strategy={strategy}"], multi, tmp_path / "ranks")
+    records = run_ranks("train-rl", [*RL, "algo=grpo", *strategy_args(strategy, tmp_path)], multi, tmp_path / "ranks")
     a, b = metrics(single), metrics(multi)
     assert [r["step"] for r in a] == [r["step"] for r in b] == [1, 2]
     for ra, rb in zip(a, b):

@@ -34,7 +34,8 @@ def test_the_users_strategy_is_kept_and_several_nodes_meet_at_the_rendezvous(cli
     (["--nproc", "2", "--nnodes", "2", "train-sft"], "--nnodes > 1 needs --rdzv HOST:PORT"),
     (["--nproc", "2", "--rdzv", "node0", "train-sft"], "--rdzv 'node0' must look like HOST:PORT"),
     (["--nproc", "2", "train-sft", "dist.strategy=dpp"], "dist.strategy 'dpp' is not one of single, ddp, deepspeed"),
-    (["--nproc", "2", "train-sft", "dist.zero_stage=3", "dist.strategy=deepspeed"], "dist.zero_stage=3 is not supported"),
+    (["--nproc", "2", "train-sft", "dist.zero_stage=4", "dist.strategy=deepspeed"],
+     "dist.zero_stage=4 is not a ZeRO stage (1, 2 or 3)"),
     (["--nproc", "2", "train-sft", "dist.stratgy=ddp"], "unknown key 'dist.stratgy' (did you mean 'dist.strategy'?)"),
     (["--nproc", "2", "train-rl", "prompts_per_step=3"], "prompts_per_step=3 must be a multiple of the 2 processes"),
     (["--nproc", "2", "--nnodes", "2", "--rdzv", "n0:1", "train-rl", "prompts_per_step=6"], "multiple of the 4 processes"),
@@ -47,10 +48,10 @@ def test_bad_input_is_one_line_and_exit_2(cli, args, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
 
 
-def test_a_deepspeed_json_must_be_zero_1_or_2(tmp_path):
+def test_a_deepspeed_json_must_be_zero_1_2_or_3(tmp_path):
     bad = tmp_path / "ds.json"
-    bad.write_text('{"zero_optimization": {"stage": 3}}')
-    with pytest.raises(UserError, match="zero_optimization.stage must be 1 or 2"):
+    bad.write_text('{"zero_optimization": {"stage": 4}}')
+    with pytest.raises(UserError, match="zero_optimization.stage must be 1, 2 or 3"):
         api.load_config("train-sft", ["dist.strategy=deepspeed", f"dist.deepspeed_config={bad}"])
     with pytest.raises(UserError, match="dist.deepspeed_config '.*missing.json'"):
         api.load_config("train-sft", ["dist.strategy=deepspeed", f"dist.deepspeed_config={tmp_path}/missing.json"])

@@ -15,7 +15,7 @@ import pytest
 
 from reasoner import api
 from tests.conftest import TINY
-from tests.dist.harness import metrics
+from tests.dist.harness import metrics, strategy_args
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,7 +27,7 @@ SFT = [*TINY, "model.device=cpu", "data.num_problems=32", "batch_size=4", "grad_
 def _launch(run_dir: Path, strategy: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "reasoner", "launch", "--nproc", "2", "train-sft", *SFT, f"run_dir={run_dir}",
-           f"dist.strategy={strategy}"]
+           *strategy_args(strategy, run_dir.parent)]
     return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 
@@ -42,10 +42,8 @@ def _kill_after_first_checkpoint(proc: subprocess.Popen, run_dir: Path, timeout:
     proc.wait()
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "deepspeed"])
+@pytest.mark.parametrize("strategy", ["ddp", "deepspeed", "zero3"])
 def test_sigkill_and_resume_on_two_processes_continues_to_the_same_metrics(tmp_path, strategy):
-    if strategy == "deepspeed":
-        pytest.importorskip("deepspeed")
     single, multi = tmp_path / "single", tmp_path / "multi"
     api.run("train-sft", [*SFT, f"run_dir={single}"])
     _kill_after_first_checkpoint(_launch(multi, strategy), multi)

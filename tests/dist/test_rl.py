@@ -104,7 +104,6 @@ def test_train_rl_grpo_runs_on_two_processes(tmp_path):
     (["algo=dapo"], "dynamic sampling"),
     (["algo=prime"], "algo=prime runs on one process only"),
     (["algo=rloo", "algo.normalize_advantages=true"], "normalize_advantages=true runs on one process only"),
-    (["generation.backend=vllm"], "generation.backend=vllm runs on one process only"),
 ])
 def test_online_rl_refuses_what_the_processes_cannot_split(monkeypatch, extra, message):
     from reasoner.algos.registry import get_algorithm

@@ -33,7 +33,7 @@ class LineFit(RecipeBase):
         self.evals = []
 
     def setup(self, out_dir):
-        self.opt = Optim(self.model.parameters(), "policy", _Optim.lr, _Optim, self.total_steps)
+        self.opt = Optim(self.model, "policy", _Optim.lr, _Optim, self.total_steps)
 
     def models(self):
         return {"policy": self.model}

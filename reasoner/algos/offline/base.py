@@ -58,7 +58,7 @@ class OfflineAlgorithm:
     def policy_optim(self, policy, total_steps: int):
         from reasoner.train.recipe import Optim
 
-        return Optim(policy.parameters(), "policy", self.run_cfg.optim.lr, self.run_cfg.optim, total_steps)
+        return Optim(policy, "policy", self.run_cfg.optim.lr, self.run_cfg.optim, total_steps)
 
 
 def policy_step(what: str, loss, metrics: dict, opt) -> dict:

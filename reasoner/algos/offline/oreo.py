@@ -52,7 +52,7 @@ class OREO(OfflineAlgorithm):
         self.value.train()
         self.models = {"policy": policy, "value": self.value}
         self.opts = {"policy": self.policy_optim(policy, total_steps),
-                     "value": Optim(self.value.parameters(), "value", self.cfg.value_lr, self.run_cfg.optim, total_steps)}
+                     "value": Optim(self.value, "value", self.cfg.value_lr, self.run_cfg.optim, total_steps)}
 
     def update(self, items: list) -> dict:
         from reasoner.offline import objectives as obj

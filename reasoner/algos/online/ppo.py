@@ -40,16 +40,16 @@ class PPO(OnlineAlgorithm):
         from reasoner.train.recipe import Optim
 
         self.critic = load_value_model(recipe.cfg.model, recipe.model).train()
-        self.critic_opt = Optim(self.critic.parameters(), "critic", self.cfg.critic_lr, recipe.cfg.optim)
+        self.critic_opt = Optim(self.critic, "critic", self.cfg.critic_lr, recipe.cfg.optim)
 
     def models(self) -> dict:
         return {"critic": self.critic}
 
     def state_dict(self) -> dict:
-        return {"critic_optimizer": self.critic_opt.optimizer.state_dict()}
+        return {"critic_optimizer": self.critic_opt.strategy.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.critic_opt.optimizer.load_state_dict(state["critic_optimizer"])
+        self.critic_opt.strategy.load_state_dict(state["critic_optimizer"])
 
     def advantages(self, inputs: UpdateInputs) -> Advantages:
         from reasoner.algos import gae

@@ -51,16 +51,16 @@ class PRIME(OnlineAlgorithm):
             self.prm.requires_grad_(True)
         self.prm.train()
         self.prm_ref = load_reference(recipe.cfg.model, self.prm) if is_peft(self.prm) else recipe.reference
-        self.prm_opt = Optim(self.prm.parameters(), "implicit PRM", self.cfg.prm_lr, recipe.cfg.optim)
+        self.prm_opt = Optim(self.prm, "implicit PRM", self.cfg.prm_lr, recipe.cfg.optim)
 
     def models(self) -> dict:
         return {"prm": self.prm}
 
     def state_dict(self) -> dict:
-        return {"prm_optimizer": self.prm_opt.optimizer.state_dict()}
+        return {"prm_optimizer": self.prm_opt.strategy.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.prm_opt.optimizer.load_state_dict(state["prm_optimizer"])
+        self.prm_opt.strategy.load_state_dict(state["prm_optimizer"])
 
     def kept_groups(self, correct: list[bool], sizes: list[int]) -> list[int]:
         """Groups whose verifier accuracy lies within accuracy_filter."""
