@@ -3,6 +3,7 @@
 context.py   who this process is (rank, world size), the process group, the collectives the loop uses
 strategy.py  single device and DDP (one gradient all-reduce per step); the strategy registry
 zero.py      DeepSpeed ZeRO stage 1/2/3 (and `full_weights`: ZeRO-3's weights gathered for a read)
+shared_engine.py  one generation engine (vLLM) on rank 0 for every rank, fed the trained weights
 launch.py    the torchrun command line of `reasoner launch`
 
 `activate(cfg.dist)` (the loop does it) chooses the strategy every `train.recipe.Optim` built
