@@ -2,8 +2,8 @@
 under DDP, DeepSpeed ZeRO-2 and ZeRO-3 on 2 CPU processes (gloo), give one process's losses on
 the same global batch, and rank 0 alone writes the run (ZeRO-3's final/ gathered whole).
 
-Tolerance: losses within 1e-5 relative, gradient norms within 1e-4 (they are logged to 4
-decimals), final weights within 1e-5 absolute; measured differences are ~1e-7 (float
+Tolerance: losses within 1e-5 relative, gradient norms within 1e-4 or 1e-5 relative (they
+are logged to 4 decimals), final weights within 1e-5 absolute; measured differences are ~1e-7 (float
 reassociation: the ranks' micro-batches pad differently and the all-reduce sums in another order).
 """
 
@@ -24,19 +24,19 @@ PRM = [*TINY, "model.device=cpu", "batch_size=2", "grad_accum=3", "optim.warmup_
 REL = 1e-5
 
 
-def assert_same_run(single, multi, keys=("loss",)):
+def assert_same_run(single, multi, keys=("loss",), weight_tol=1e-5):
     a, b = metrics(single), metrics(multi)
     assert [r["step"] for r in a] == [r["step"] for r in b]
     for ra, rb in zip(a, b):
         for key in keys:
             assert rb[key] == pytest.approx(ra[key], rel=REL), (key, ra, rb)
-        assert rb["grad_norm"] == pytest.approx(ra["grad_norm"], abs=1e-4)
+        assert rb["grad_norm"] == pytest.approx(ra["grad_norm"], rel=1e-5, abs=1e-4)  # logged to 4 decimals
         assert rb["lr"] == pytest.approx(ra["lr"], rel=1e-9)
     from safetensors.torch import load_file
 
     wa, wb = load_file(single / "final" / "model.safetensors"), load_file(multi / "final" / "model.safetensors")
     assert wa.keys() == wb.keys()
-    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-5
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < weight_tol
 
 
 def assert_rank0_wrote(records, run_dir):
@@ -63,6 +63,20 @@ def test_train_sft_on_two_processes_matches_one(sft_single, tmp_path, strategy):
     records = run_ranks("train-sft", [*SFT, *strategy_args(strategy, tmp_path)], run_dir, tmp_path / "ranks")
     assert_same_run(sft_single, run_dir)
     assert_rank0_wrote(records, run_dir)
+
+
+def test_train_sft_under_zero3_with_deepspeeds_defaults_matches_one(tmp_path):
+    """dist.zero_stage=3 with no json: DeepSpeed keeps weights under 1e5 elements whole (the
+    norms) and partitions the rest (hidden 384: every projection). Weights within 2e-5 (measured
+    1.04e-5: 384-wide sums reassociated across the reduce-scatter)."""
+    pytest.importorskip("deepspeed")
+    wide = [*(o for o in SFT if not o.startswith(("model.tiny.hidden_size=", "model.tiny.intermediate_size="))),
+            "model.tiny.hidden_size=384", "model.tiny.intermediate_size=768"]
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    api.run("train-sft", [*wide, f"run_dir={single}"])
+    records = run_ranks("train-sft", [*wide, "dist.strategy=deepspeed", "dist.zero_stage=3"], multi, tmp_path / "ranks")
+    assert_same_run(single, multi, weight_tol=2e-5)
+    assert_rank0_wrote(records, multi)
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "deepspeed", "zero3"])
