@@ -62,9 +62,8 @@ class RankZeroEngine:
 
     def update_weights(self, model) -> None:
         """Every rank calls this after an update (whole weights in hand); rank 0's engine loads them."""
-        if self.engine is not None:
+        if self.engine is not None:  # the other ranks wait at the next generate's gather
             self.engine.update_weights(model)
-        context.barrier()
 
     def close(self) -> None:
         if self.engine is not None and hasattr(self.engine, "close"):

@@ -172,11 +172,6 @@ class DeepSpeedStrategy(SingleStrategy):
         offload._register_deepspeed_module(offload.module)  # also invalidates the recorded fetch order
 
 
-def is_partitioned(model) -> bool:
-    """Whether `model`'s weights are split over the ranks (ZeRO-3)."""
-    return model in _ZERO3
-
-
 @contextmanager
 def full_weights(models, modify: bool = False):
     """Inside, every ZeRO-3 model among `models` holds its whole weights on every rank and runs

@@ -166,7 +166,7 @@ class VLLMGenerator:
             self._sync_dir = tempfile.mkdtemp(prefix="reasoner-vllm-sync-")
             weakref.finalize(self, shutil.rmtree, self._sync_dir, True)
         # tied weights share storage, which safetensors refuses: each tensor is written as its own copy
-        save_file({name: t.to("cpu").contiguous().clone() for name, t in weights},
+        save_file({name: t.to("cpu", copy=True).contiguous() for name, t in weights},
                   os.path.join(self._sync_dir, "model.safetensors"))
         return self._sync_dir
 

@@ -125,15 +125,16 @@ class OnlineRecipe(RecipeBase):
         cfg, algorithm = self.cfg, self.algorithm
         self.out_dir = Path(out_dir)
         self.device = device_of(self.model)
-        def make(**vllm_defaults):
-            return build_generator(cfg.generation, self.model, self.tokenizer, model_dir=local_model_dir(cfg.model),
-                                   vllm_defaults=vllm_defaults)
+        shared = cfg.generation.backend == "vllm" and world_size() > 1  # one engine, on rank 0, for every rank
 
-        if cfg.generation.backend == "vllm" and world_size() > 1:  # one engine, on rank 0, for every rank
+        def make():  # shared: in its own process (in rank 0's, vLLM makes process groups every rank must join)
+            return build_generator(cfg.generation, self.model, self.tokenizer, model_dir=local_model_dir(cfg.model),
+                                   vllm_defaults={"in_process": False} if shared else None)
+
+        if shared:
             from reasoner.dist.shared_engine import RankZeroEngine
 
-            # in its own process: in this one, vLLM would make process groups that every rank must join
-            self.generator = RankZeroEngine.build(lambda: make(in_process=False))
+            self.generator = RankZeroEngine.build(make)
         else:
             self.generator = make()
         self.reference = load_reference(cfg.model, self.model) if algorithm.needs_reference() else None

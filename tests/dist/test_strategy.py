@@ -81,7 +81,7 @@ def _zero3_worker(rank: int, world: int, port: int, out: str, config: str) -> No
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     from reasoner.dist import full_weights, init_from_env
-    from reasoner.dist.zero import DeepSpeedStrategy, is_partitioned
+    from reasoner.dist.zero import DeepSpeedStrategy
     from reasoner.schemas import DistConfig
     from reasoner.utils.guard import StepGuard, guarded_step
 
@@ -94,7 +94,7 @@ def _zero3_worker(rank: int, world: int, port: int, out: str, config: str) -> No
     opt = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.0)
     s = DeepSpeedStrategy(DistConfig(strategy="deepspeed", zero_stage=3, deepspeed_config=config)).wrap(model, opt)
     guard = StepGuard(opt, "policy", max_grad_norm=1.0, max_update_ratio=1.0)
-    record = {"partitioned": is_partitioned(model), "outside": [p.numel() for p in model.parameters()],
+    record = {"outside": [p.numel() for p in model.parameters()],
               "partition": [p.ds_tensor.numel() for p in model.parameters()]}
     with full_weights([model]):
         record["before"] = [p.detach().clone() for p in model.parameters()]
@@ -123,7 +123,7 @@ def test_zero3_partitions_the_weights_gathers_them_whole_and_steps_as_one_proces
     config.write_text(json.dumps(ZERO3_CONFIG))
     mp.start_processes(_zero3_worker, args=(2, free_port(), str(tmp_path), str(config)), nprocs=2, start_method="spawn")
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
-    assert r0["partitioned"] and r0["outside"] == [0, 0, 0, 0]
+    assert r0["outside"] == [0, 0, 0, 0]
     assert r0["partition"] == [6, 2, 4, 1]  # ceil(numel / 2): weights 4x3, 4, 2x4, 2
     ref = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     with torch.no_grad():
